@@ -1,0 +1,263 @@
+"""`personal-hub`: create, check and run a hub's settings.
+
+`init` and `check` need only the Python standard library, so they work from a plain
+checkout on a Docker host (`python3 -m personal_hub init`). `run` needs the package's
+dependencies (JupyterHub).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import __version__, config_path
+from .settings import SettingsError, load_settings
+from .variables import VARIABLES, generate_secret, render_env_file
+
+DEFAULT_ENV_FILE = "stack.env"
+
+
+# ---------------------------------------------------------------- env files
+
+
+class EnvFileError(Exception):
+    pass
+
+
+def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
+    """Parse KEY=VALUE lines the way `docker compose` env files are read.
+
+    Blank lines and `#` comments are skipped; one pair of matching quotes around a
+    value is removed; nothing is expanded.
+    """
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        name, sep, value = stripped.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            # Never echo the line: it may hold a secret.
+            raise EnvFileError(
+                f"{source}, line {number}: expected NAME=value (a name of letters, digits "
+                "and '_', then '=')."
+            )
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EnvFileError(
+            f"{path} does not exist. Create it with `personal-hub init --env-file {path}`."
+        ) from None
+    except OSError as error:
+        raise EnvFileError(f"{path} cannot be read: {error.strerror}.") from None
+    return parse_env_file(text, str(path))
+
+
+def readable_by_others(path: Path) -> bool:
+    return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def generated_values(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    values = {v.name: generate_secret(v) for v in VARIABLES if v.generated}
+    values.update(overrides or {})
+    return values
+
+
+def write_private_file(path: Path, text: str, *, force: bool) -> None:
+    """Write `text` to `path` with mode 0600 from the first byte (no window for others)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.env_file)
+    if path.exists() and not args.force:
+        print(
+            f"{path} already exists; nothing was changed. "
+            "Use --force to replace it (its secrets will change).",
+            file=sys.stderr,
+        )
+        return 1
+    overrides = {}
+    if args.local:
+        overrides["HUB_SPAWNER"] = "local"
+        overrides["HUB_DATA_DIR"] = str(Path(args.data_dir or ".personal-hub/data").resolve())
+    elif args.data_dir:
+        overrides["HUB_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    try:
+        write_private_file(path, render_env_file(generated_values(overrides)), force=args.force)
+    except FileExistsError:
+        print(f"{path} already exists; nothing was changed.", file=sys.stderr)
+        return 1
+    print(f"Wrote {path} (mode 600) with newly generated secrets.")
+    print("Your login password is JUPYTER_PASSWORD in that file; the admin's is "
+          "JUPYTER_ADMIN_PASSWORD.")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if args.env_file:
+        path = Path(args.env_file)
+        try:
+            environ = read_env_file(path)
+        except EnvFileError as error:
+            print(f"personal-hub: {error}", file=sys.stderr)
+            return 1
+        if readable_by_others(path):
+            print(
+                f"warning: {path} is readable by other users of this machine and holds "
+                f"secrets. Fix: chmod 600 {path}",
+                file=sys.stderr,
+            )
+    else:
+        environ = dict(os.environ)
+    try:
+        settings = load_settings(environ)
+    except SettingsError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    print("Settings are valid. Effective configuration:")
+    for line in settings.summary():
+        print(f"  {line}")
+    return 0
+
+
+def run_environment(args: argparse.Namespace, base: Mapping[str, str]) -> dict[str, str]:
+    environ = dict(base)
+    if args.env_file:
+        environ.update(read_env_file(Path(args.env_file)))
+    if args.local:
+        environ["HUB_SPAWNER"] = "local"
+    if args.data_dir:
+        environ["HUB_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    return environ
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        environ = run_environment(args, os.environ)
+    except EnvFileError as error:
+        print(f"personal-hub: {error}", file=sys.stderr)
+        return 1
+    try:
+        settings = load_settings(environ)
+    except SettingsError as error:
+        print(error.report(), file=sys.stderr)
+        print("The hub was not started.", file=sys.stderr)
+        return 1
+    data_dir = Path(settings.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(
+            f"HUB_DATA_DIR: cannot create {data_dir} ({error.strerror}). Fix: point it at a "
+            "writable directory, e.g. `personal-hub run --data-dir ./hub-data`.",
+            file=sys.stderr,
+        )
+        return 1
+    command = [sys.executable, "-m", "jupyterhub", "-f", config_path(), *args.jupyterhub_args]
+    print(f"Starting JupyterHub at {settings.bind_url} (data in {data_dir})", flush=True)
+    # Run from the data directory so nothing JupyterHub writes lands in the caller's cwd.
+    os.chdir(data_dir)
+    os.execve(sys.executable, command, environ)
+    return 0  # not reached
+
+
+def cmd_config_path(args: argparse.Namespace) -> int:
+    print(config_path())
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="personal-hub",
+        description="A batteries-included personal JupyterHub: create, check and run its "
+        "settings (stack.env).",
+    )
+    parser.add_argument("--version", action="version", version=f"personal-hub {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    init = commands.add_parser(
+        "init",
+        help="write a new stack.env with generated secrets",
+        description="Write a new env file (mode 600) from the documented template with "
+        "strong generated secrets. Refuses to replace an existing file unless --force.",
+    )
+    init.add_argument("--env-file", default=DEFAULT_ENV_FILE, help="file to write (stack.env)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument(
+        "--local",
+        action="store_true",
+        help="settings for trying the hub without Docker (HUB_SPAWNER=local, data under "
+        "./.personal-hub/data)",
+    )
+    init.add_argument("--data-dir", help="set HUB_DATA_DIR (made absolute)")
+    init.set_defaults(handler=cmd_init)
+
+    check = commands.add_parser(
+        "check",
+        help="validate settings and print the effective configuration",
+        description="Validate an env file (or, without --env-file, the current environment). "
+        "Prints every problem and exits 1, or a summary without secrets and exits 0. Warns "
+        "when the env file is readable by others.",
+    )
+    check.add_argument("--env-file", help="env file to check (default: the environment)")
+    check.set_defaults(handler=cmd_check)
+
+    run = commands.add_parser(
+        "run",
+        help="run the hub with the packaged config",
+        description="Load an env file into the environment, validate it, and run "
+        "`jupyterhub -f <packaged config>`. Arguments after `--` go to jupyterhub.",
+    )
+    run.add_argument("--env-file", help="env file to load (values override the environment)")
+    run.add_argument(
+        "--local", action="store_true", help="run user servers as local processes (no Docker)"
+    )
+    run.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
+    run.add_argument("jupyterhub_args", nargs="*", help="extra jupyterhub arguments after --")
+    run.set_defaults(handler=cmd_run)
+
+    path = commands.add_parser(
+        "config-path",
+        help="print the packaged jupyterhub_config.py path",
+        description="Print the path of the packaged config: `jupyterhub -f "
+        "$(personal-hub config-path)`.",
+    )
+    path.set_defaults(handler=cmd_config_path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

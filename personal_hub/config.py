@@ -1,0 +1,155 @@
+"""Apply validated settings to a traitlets `Config`, and load user overrides.
+
+`apply(settings, c)` only *sets* traits (it never appends to or mutates a value that
+is already there), so it can be unit-tested on a bare `Config()` without a hub.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from .settings import Settings, SettingsError, load_settings
+
+AUTHENTICATOR = "personal"
+SPAWNERS = {"docker": "personal-docker", "local": "personal-local"}
+IDLE_CULLER = "idle-culler"
+# Least privilege for jupyterhub-idle-culler when it only stops servers (not users).
+IDLE_CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+HOME_MOUNT = "/home/jovyan"
+
+
+def apply(settings: Settings, c) -> None:
+    """Set every trait the settings decide on `c` (a traitlets Config)."""
+    apply_hub(settings, c)
+    apply_database(settings, c)
+    apply_proxy(settings, c)
+    apply_authenticator(settings, c)
+    apply_spawner(settings, c)
+    apply_idle_culler(settings, c)
+
+
+def apply_hub(settings: Settings, c) -> None:
+    data_dir = Path(settings.data_dir)
+    c.JupyterHub.bind_url = settings.bind_url
+    c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
+    c.JupyterHub.log_level = settings.log_level
+    c.JupyterHub.allow_named_servers = settings.named_server_limit > 0
+    c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
+
+
+def apply_database(settings: Settings, c) -> None:
+    c.JupyterHub.db_url = settings.database_url()
+    # Alembic migrations run on start (JupyterHub backs up SQLite files first).
+    c.JupyterHub.upgrade_db = True
+
+
+def apply_proxy(settings: Settings, c) -> None:
+    c.JupyterHub.proxy_class = "configurable-http-proxy"
+    c.ConfigurableHTTPProxy.pid_file = str(Path(settings.data_dir) / "jupyterhub-proxy.pid")
+    if settings.proxy_auth_token:
+        c.ConfigurableHTTPProxy.auth_token = settings.proxy_auth_token
+    if settings.external_proxy:
+        c.ConfigurableHTTPProxy.should_start = False
+        c.ConfigurableHTTPProxy.api_url = settings.proxy_api_url
+        # The external proxy keeps routing while the hub restarts, so user servers
+        # must outlive the hub process too.
+        c.JupyterHub.cleanup_servers = False
+    else:
+        c.ConfigurableHTTPProxy.should_start = True
+
+
+def apply_authenticator(settings: Settings, c) -> None:
+    c.JupyterHub.authenticator_class = AUTHENTICATOR
+    auth = c.PersonalAuthenticator
+    auth.user_password = settings.user_password
+    auth.admin_password = settings.admin_password
+    auth.admin_users = {settings.admin_user} if settings.admin_user else set()
+    if settings.allowed_users:
+        auth.allowed_users = set(settings.allowed_users)
+        auth.allow_all = False
+    else:
+        # The brief's contract: whoever knows the shared password may log in.
+        auth.allow_all = True
+    auth.max_failures_per_user = settings.login_max_failures
+    auth.max_failures_per_ip = settings.login_max_failures_per_ip
+    auth.lockout_seconds = settings.login_lockout_seconds
+
+
+def apply_spawner(settings: Settings, c) -> None:
+    c.JupyterHub.spawner_class = SPAWNERS[settings.spawner]
+    c.PersonalSpawner.timezone = settings.timezone
+    c.PersonalSpawner.ai_api_keys = dict(settings.ai_api_keys)
+    if settings.mem_limit_bytes is not None:
+        c.Spawner.mem_limit = settings.mem_limit_bytes
+    if settings.cpu_limit is not None:
+        c.Spawner.cpu_limit = settings.cpu_limit
+    if settings.spawner == "docker":
+        c.JupyterHub.hub_ip = "0.0.0.0"
+        c.JupyterHub.hub_connect_ip = settings.hub_connect_host
+        c.DockerSpawner.image = settings.singleuser_image
+        c.DockerSpawner.network_name = settings.docker_network
+        c.DockerSpawner.use_internal_ip = True
+        # Containers are disposable; the home volume is what persists.
+        c.DockerSpawner.remove = True
+        c.PersonalDockerSpawner.home_mount_point = HOME_MOUNT
+    else:
+        c.JupyterHub.hub_ip = "127.0.0.1"
+        c.PersonalLocalSpawner.home_dir_template = str(
+            Path(settings.data_dir) / "users" / "{username}"
+        )
+
+
+def apply_idle_culler(settings: Settings, c) -> None:
+    if not settings.idle_timeout_seconds:
+        c.JupyterHub.services = []
+        c.JupyterHub.load_roles = []
+        return
+    c.JupyterHub.services = [
+        {
+            "name": IDLE_CULLER,
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={settings.idle_timeout_seconds}",
+                f"--cull-every={culler_interval(settings.idle_timeout_seconds)}",
+            ],
+        }
+    ]
+    c.JupyterHub.load_roles = [
+        {"name": IDLE_CULLER, "scopes": list(IDLE_CULLER_SCOPES), "services": [IDLE_CULLER]}
+    ]
+
+
+def culler_interval(timeout_seconds: int) -> int:
+    """Check often enough to honour short timeouts, never more than every 10 minutes."""
+    return max(10, min(600, timeout_seconds // 2))
+
+
+def load_settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """For the hub's config file: a user mistake is a clear message and exit 1, no traceback."""
+    try:
+        return load_settings(os.environ if environ is None else environ)
+    except SettingsError as error:
+        print(error.report(), file=sys.stderr)
+        print("The hub was not started. Check again with `personal-hub check`.", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def override_files(config_d: str) -> list[Path]:
+    """`jupyterhub_config.d/*.py` in sorted order (none if the directory does not exist)."""
+    directory = Path(config_d)
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob("*.py"))
+
+
+def load_overrides(config_d: str, load_subconfig: Callable[[str], None]) -> list[Path]:
+    files = override_files(config_d)
+    for path in files:
+        load_subconfig(str(path))
+    return files

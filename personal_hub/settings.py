@@ -1,0 +1,517 @@
+"""Turn the environment (the variables of stack.env) into typed, validated settings.
+
+`load_settings(environ)` validates every variable and raises one `SettingsError`
+listing *all* problems: the variable, what is wrong, how to fix it. Secret values are
+never echoed (at most their length). Standard library only, so `personal-hub check`
+runs anywhere, and importing this module reads nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from urllib.parse import quote, urlsplit
+
+from .usernames import USERNAME_RULE, normalize_username, username_problem
+from .variables import BY_NAME, PLACEHOLDER, VARIABLES
+
+GENERATE_HINT = (
+    "generate one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` "
+    "or create a fresh stack.env with `personal-hub init`"
+)
+# Values people put in by hand that are as good as no secret at all.
+WEAK_SECRETS = frozenset(
+    {PLACEHOLDER, "changeme", "change_me", "password", "secret", "admin", "jupyter", "123456"}
+)
+SPAWNER_MODES = ("docker", "local")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+AI_KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+# Our own prefix: an unknown HUB_* variable is almost certainly a typo.
+OWN_PREFIX = "HUB_"
+
+_BYTE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_BYTES_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_PATTERN = re.compile(r"(\d+)\s*([smhd]?)", re.IGNORECASE)
+_DOCKER_NAME_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_HOSTNAME_PATTERN = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*",
+    re.IGNORECASE,
+)
+_IMAGE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/:@-]*", re.IGNORECASE)
+MIN_MEM_LIMIT = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class Problem:
+    variable: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.message} Fix: {self.fix}"
+
+
+class SettingsError(Exception):
+    """Every problem found in the settings, reported together."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        count = len(self.problems)
+        header = f"personal-hub: {count} problem{'s' if count != 1 else ''} in the settings:"
+        return "\n".join([header, *(f"  - {problem}" for problem in self.problems)])
+
+
+@dataclass(frozen=True)
+class Settings:
+    user_password: str
+    admin_user: str | None
+    admin_password: str | None
+    allowed_users: frozenset[str]
+    login_max_failures: int
+    login_max_failures_per_ip: int
+    login_lockout_seconds: int
+    domain: str | None
+    proxy_api_url: str | None
+    proxy_auth_token: str | None
+    bind_url: str
+    postgres_host: str | None
+    postgres_port: int
+    postgres_db: str
+    postgres_user: str
+    postgres_password: str | None = field(repr=False)
+    spawner: str
+    singleuser_image: str
+    docker_network: str
+    hub_connect_host: str
+    mem_limit_bytes: int | None
+    cpu_limit: float | None
+    idle_timeout_seconds: int
+    named_server_limit: int
+    timezone: str
+    ai_api_keys: Mapping[str, str] = field(repr=False)
+    data_dir: str
+    config_d: str
+    log_level: str
+
+    @property
+    def external_proxy(self) -> bool:
+        return self.proxy_api_url is not None
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.postgres_host is not None
+
+    def database_url(self) -> str:
+        """SQLAlchemy URL; psycopg2 named explicitly (SQLAlchemy 2.1 defaults to psycopg 3)."""
+        if not self.uses_postgres:
+            return f"sqlite:///{PurePosixPath(self.data_dir) / 'jupyterhub.sqlite'}"
+        credentials = quote(self.postgres_user, safe="")
+        if self.postgres_password:
+            credentials += ":" + quote(self.postgres_password, safe="")
+        return (
+            f"postgresql+psycopg2://{credentials}@{self.postgres_host}:{self.postgres_port}"
+            f"/{quote(self.postgres_db, safe='')}"
+        )
+
+    def summary(self) -> list[str]:
+        """The effective configuration in a few lines, without any secret."""
+        database = (
+            f"PostgreSQL {self.postgres_user}@{self.postgres_host}:{self.postgres_port}"
+            f"/{self.postgres_db}"
+            if self.uses_postgres
+            else f"SQLite in {self.data_dir}"
+        )
+        proxy = (
+            f"external configurable-http-proxy at {self.proxy_api_url}"
+            if self.external_proxy
+            else f"started by the hub, listening on {self.bind_url}"
+        )
+        users = ", ".join(sorted(self.allowed_users)) or "anyone with the shared password"
+        limits = (
+            f"memory {format_bytes(self.mem_limit_bytes) if self.mem_limit_bytes else 'unlimited'}"
+            f", CPU {self.cpu_limit if self.cpu_limit else 'unlimited'}"
+        )
+        servers = (
+            f"Docker containers from {self.singleuser_image} on network {self.docker_network}"
+            if self.spawner == "docker"
+            else "local processes (no isolation; for trying the hub)"
+        )
+        ai = ", ".join(sorted(self.ai_api_keys)) or "none"
+        idle = f"{self.idle_timeout_seconds}s" if self.idle_timeout_seconds else "off"
+        return [
+            f"admin user:     {self.admin_user or '(none)'}",
+            f"allowed users:  {users}",
+            f"login lockout:  {self.login_max_failures} failures per user / "
+            f"{self.login_max_failures_per_ip} per address in {self.login_lockout_seconds}s",
+            f"database:       {database}",
+            f"proxy:          {proxy}",
+            f"user servers:   {servers}",
+            f"limits:         {limits}",
+            f"idle culling:   {idle}",
+            f"time zone:      {self.timezone}",
+            f"AI keys set:    {ai}",
+            f"data directory: {self.data_dir}",
+        ]
+
+
+def format_bytes(value: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        size = _BYTE_UNITS[unit]
+        if value % size == 0:
+            return f"{value // size}{unit}"
+    return str(value)
+
+
+# ---------------------------------------------------------------- small parsers
+# Each returns the parsed value or raises ValueError with a message that never
+# contains the raw value of a secret.
+
+
+def parse_bytes(text: str) -> int:
+    match = _BYTES_PATTERN.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size.")
+    number, unit = match.groups()
+    return int(float(number) * _BYTE_UNITS[unit.upper()])
+
+
+def parse_duration(text: str) -> int:
+    match = _DURATION_PATTERN.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration.")
+    number, unit = match.groups()
+    return int(number) * _DURATION_UNITS[unit.lower()]
+
+
+def parse_int(text: str, minimum: int, maximum: int | None = None) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and {maximum}" if maximum is not None else " or more"
+        bound = f"between {minimum}{upper}" if maximum is not None else f"{minimum}{upper}"
+        raise ValueError(f"{value} is out of range; it must be {bound}.")
+    return value
+
+
+def parse_user_list(text: str) -> list[str]:
+    return [normalize_username(name) for name in text.split(",") if name.strip()]
+
+
+def timezone_problem(name: str) -> str | None:
+    """None if `name` is a known IANA zone (or no zone database exists to check against)."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        try:
+            zoneinfo.ZoneInfo("UTC")
+        except zoneinfo.ZoneInfoNotFoundError:
+            return None  # no zone database here at all: nothing to check against
+        return f"{name!r} is not a known time zone."
+    return None
+
+
+# ---------------------------------------------------------------- the loader
+
+
+class _Reader:
+    """Reads variables with defaults and collects problems instead of raising."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+        self.problems: list[Problem] = []
+
+    def raw(self, name: str) -> str:
+        value = self.environ.get(name)
+        if value is None:
+            value = BY_NAME[name].default
+        return value.strip()
+
+    def problem(self, name: str, message: str, fix: str) -> None:
+        self.problems.append(Problem(name, message, fix))
+
+    def parsed(self, name: str, parse, fix: str, *, empty=None):
+        text = self.raw(name)
+        if not text:
+            return empty
+        try:
+            return parse(text)
+        except ValueError as error:
+            self.problem(name, str(error), fix)
+            return empty
+
+    def secret(self, name: str, *, required: bool, why_required: str = "") -> str | None:
+        value = self.environ.get(name, "")
+        variable = BY_NAME[name]
+        if not value:
+            if required:
+                self.problem(name, f"is not set{why_required}.", f"set it; {GENERATE_HINT}.")
+            return None
+        if value != value.strip():
+            self.problem(
+                name,
+                "has leading or trailing whitespace (a copy-paste accident?).",
+                "remove the spaces around the value.",
+            )
+            return None
+        if value.lower() in WEAK_SECRETS:
+            self.problem(
+                name,
+                "is a placeholder or a well-known weak value.",
+                f"replace it; {GENERATE_HINT}.",
+            )
+            return None
+        if len(value) < variable.min_length:
+            self.problem(
+                name,
+                f"is {len(value)} characters long; at least {variable.min_length} are needed.",
+                f"use a longer value; {GENERATE_HINT}.",
+            )
+            return None
+        return value
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Validate every variable in `environ`; raise SettingsError listing all problems."""
+    read = _Reader(environ)
+    _check_unknown_variables(read)
+
+    user_password = read.secret("JUPYTER_PASSWORD", required=True)
+    admin_user = _read_admin_user(read)
+    admin_password = read.secret(
+        "JUPYTER_ADMIN_PASSWORD",
+        required=admin_user is not None,
+        why_required=" but JUPYTER_ADMIN_USER is (the admin logs in with this password)",
+    )
+    if admin_password and admin_password == user_password:
+        read.problem(
+            "JUPYTER_ADMIN_PASSWORD",
+            "is the same as JUPYTER_PASSWORD, so every user could log in as admin.",
+            "use a different value; " + GENERATE_HINT + ".",
+        )
+    allowed_users = _read_allowed_users(read)
+
+    proxy_api_url = read.parsed(
+        "HUB_PROXY_API_URL",
+        lambda text: _parse_http_url(text, need_port=True),
+        "use the proxy's API address with a port, e.g. http://proxy:8001.",
+    )
+    proxy_auth_token = read.secret(
+        "CONFIGPROXY_AUTH_TOKEN",
+        required=proxy_api_url is not None,
+        why_required=" but HUB_PROXY_API_URL is (the proxy API needs it)",
+    )
+    bind_url = read.parsed(
+        "HUB_BIND_URL",
+        lambda text: _parse_http_url(text, need_port=False),
+        "use a URL like http://127.0.0.1:8000 or https://jupyter.example.com/.",
+        empty="",
+    )
+    if not bind_url:
+        read.problem("HUB_BIND_URL", "is empty.", "set it, e.g. http://127.0.0.1:8000.")
+
+    postgres_host = read.raw("POSTGRES_HOST") or None
+    if postgres_host and not _HOSTNAME_PATTERN.fullmatch(postgres_host):
+        read.problem(
+            "POSTGRES_HOST", f"{postgres_host!r} is not a host name.", "use e.g. db or 127.0.0.1."
+        )
+    postgres_password = read.secret(
+        "POSTGRES_PASSWORD",
+        required=postgres_host is not None,
+        why_required=" but POSTGRES_HOST is",
+    )
+    postgres_port = read.parsed(
+        "POSTGRES_PORT", lambda t: parse_int(t, 1, 65535), "use a port number such as 5432."
+    )
+
+    spawner = read.raw("HUB_SPAWNER").lower()
+    if spawner not in SPAWNER_MODES:
+        read.problem(
+            "HUB_SPAWNER", f"{spawner!r} is not a spawner mode.", "use docker or local."
+        )
+    image = read.raw("HUB_SINGLEUSER_IMAGE")
+    if not _IMAGE_PATTERN.fullmatch(image):
+        read.problem(
+            "HUB_SINGLEUSER_IMAGE",
+            f"{image!r} is not a Docker image name.",
+            "use e.g. personal-jupyter-singleuser:latest.",
+        )
+    network = read.raw("HUB_DOCKER_NETWORK")
+    if not _DOCKER_NAME_PATTERN.fullmatch(network):
+        read.problem(
+            "HUB_DOCKER_NETWORK",
+            f"{network!r} is not a Docker network name.",
+            "use letters, digits, '_', '.', '-', e.g. jupyterhub-net.",
+        )
+    connect_host = read.raw("HUB_CONNECT_HOST")
+    if not _HOSTNAME_PATTERN.fullmatch(connect_host):
+        read.problem(
+            "HUB_CONNECT_HOST",
+            f"{connect_host!r} is not a host name.",
+            "use the hub's service name, e.g. hub.",
+        )
+    mem_limit = read.parsed(
+        "HUB_MEM_LIMIT", parse_bytes, "use a size such as 2G or 512M, or leave it empty."
+    )
+    if mem_limit is not None and mem_limit < MIN_MEM_LIMIT:
+        read.problem(
+            "HUB_MEM_LIMIT",
+            f"{format_bytes(mem_limit)} is too small to run a Jupyter server.",
+            "use at least 64M (1G or more is comfortable), or leave it empty.",
+        )
+        mem_limit = None
+    cpu_limit = read.parsed("HUB_CPU_LIMIT", _parse_cpus, "use a number of cores such as 1.5.")
+    idle_timeout = read.parsed(
+        "HUB_IDLE_TIMEOUT", parse_duration, "use seconds or e.g. 30m, 2h; 0 turns culling off.",
+        empty=0,
+    )
+    named_limit = read.parsed(
+        "HUB_NAMED_SERVER_LIMIT", lambda t: parse_int(t, 0, 100), "use a number from 0 to 100.",
+        empty=0,
+    )
+    timezone = read.raw("TZ") or "Etc/UTC"
+    zone_problem = timezone_problem(timezone)
+    if zone_problem:
+        read.problem("TZ", zone_problem, "use an IANA name such as Europe/Berlin or Etc/UTC.")
+
+    ai_api_keys = {}
+    for name in AI_KEY_VARIABLES:
+        key = read.secret(name, required=False)
+        if key:
+            ai_api_keys[name] = key
+
+    domain = read.raw("JUPYTER_DOMAIN") or None
+    if domain and not _HOSTNAME_PATTERN.fullmatch(domain):
+        read.problem(
+            "JUPYTER_DOMAIN",
+            f"{domain!r} is not a host name.",
+            "use a bare host name such as jupyter.example.com (no scheme, no path).",
+        )
+
+    data_dir = read.raw("HUB_DATA_DIR")
+    if not data_dir:
+        read.problem("HUB_DATA_DIR", "is empty.", "set it to a directory, e.g. /srv/jupyterhub.")
+    config_d = read.raw("HUB_CONFIG_D") or str(PurePosixPath(data_dir) / "jupyterhub_config.d")
+    log_level = read.raw("HUB_LOG_LEVEL").upper()
+    if log_level not in LOG_LEVELS:
+        read.problem("HUB_LOG_LEVEL", f"{log_level!r} is not a log level.", "use INFO or DEBUG.")
+
+    lockout = read.parsed(
+        "HUB_LOGIN_LOCKOUT", parse_duration, "use seconds or e.g. 5m, 1h.", empty=0
+    )
+    if lockout == 0:
+        read.problem(
+            "HUB_LOGIN_LOCKOUT",
+            "is zero, which would turn brute-force protection off.",
+            "use a window such as 5m.",
+        )
+    max_failures = read.parsed(
+        "HUB_LOGIN_MAX_FAILURES", lambda t: parse_int(t, 1, 1000), "use a number such as 5.",
+        empty=5,
+    )
+    max_failures_ip = read.parsed(
+        "HUB_LOGIN_MAX_FAILURES_PER_IP",
+        lambda t: parse_int(t, 1, 100000),
+        "use a number such as 20.",
+        empty=20,
+    )
+
+    if read.problems:
+        raise SettingsError(read.problems)
+    return Settings(
+        user_password=user_password,
+        admin_user=admin_user,
+        admin_password=admin_password,
+        allowed_users=frozenset(allowed_users),
+        login_max_failures=max_failures,
+        login_max_failures_per_ip=max_failures_ip,
+        login_lockout_seconds=lockout,
+        domain=domain,
+        proxy_api_url=proxy_api_url,
+        proxy_auth_token=proxy_auth_token,
+        bind_url=bind_url,
+        postgres_host=postgres_host,
+        postgres_port=postgres_port,
+        postgres_db=read.raw("POSTGRES_DB"),
+        postgres_user=read.raw("POSTGRES_USER"),
+        postgres_password=postgres_password,
+        spawner=spawner,
+        singleuser_image=image,
+        docker_network=network,
+        hub_connect_host=connect_host,
+        mem_limit_bytes=mem_limit,
+        cpu_limit=cpu_limit,
+        idle_timeout_seconds=idle_timeout,
+        named_server_limit=named_limit,
+        timezone=timezone,
+        ai_api_keys=ai_api_keys,
+        data_dir=data_dir,
+        config_d=config_d,
+        log_level=log_level,
+    )
+
+
+def _check_unknown_variables(read: _Reader) -> None:
+    known = [variable.name for variable in VARIABLES]
+    for name in sorted(read.environ):
+        if name.startswith(OWN_PREFIX) and name not in BY_NAME:
+            close = difflib.get_close_matches(name, known, n=1)
+            fix = f"did you mean {close[0]}?" if close else "remove it (see example-stack.env)."
+            read.problem(name, "is not a personal-hub setting.", fix)
+
+
+def _read_admin_user(read: _Reader) -> str | None:
+    admin_user = normalize_username(read.raw("JUPYTER_ADMIN_USER"))
+    if not admin_user:
+        return None
+    problem = username_problem(admin_user)
+    if problem:
+        read.problem("JUPYTER_ADMIN_USER", problem, f"use a username of {USERNAME_RULE}.")
+        return None
+    return admin_user
+
+
+def _read_allowed_users(read: _Reader) -> list[str]:
+    names = parse_user_list(read.raw("HUB_ALLOWED_USERS"))
+    bad = [name for name in names if username_problem(name)]
+    if bad:
+        read.problem(
+            "HUB_ALLOWED_USERS",
+            f"{', '.join(repr(name) for name in bad)} {'is' if len(bad) == 1 else 'are'} "
+            "not a valid username.",
+            f"usernames are {USERNAME_RULE}; separate them with commas.",
+        )
+    return [name for name in names if not username_problem(name)]
+
+
+def _parse_http_url(text: str, *, need_port: bool) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL.")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port.") from None
+    if need_port and port is None:
+        raise ValueError(f"{text!r} has no port.")
+    return text.rstrip("/") if need_port else text
+
+
+def _parse_cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of cores.") from None
+    if not 0.01 <= value <= 1024:
+        raise ValueError(f"{value:g} cores is out of range.")
+    return value

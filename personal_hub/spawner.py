@@ -1,0 +1,105 @@
+"""Spawner policy: small overridable methods on a DockerSpawner subclass.
+
+A new policy is a subclass overriding one method, for example::
+
+    class BigMemoryForAdmins(PersonalDockerSpawner):
+        def user_mem_limit(self):
+            return "8G" if self.user.admin else super().user_mem_limit()
+
+`PersonalLocalSpawner` applies the same environment policy to local processes, for
+trying the hub (and testing it) on a machine without Docker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dockerspawner import DockerSpawner
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Dict, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+
+class PersonalSpawner(LoggingConfigurable):
+    """Policy shared by the Docker and the local spawner (config section `PersonalSpawner`)."""
+
+    timezone = Unicode(
+        "Etc/UTC",
+        config=True,
+        help="Time zone (TZ) of every user server, e.g. 'Europe/Berlin'.",
+    )
+    ai_api_keys = Dict(
+        value_trait=Unicode(),
+        config=True,
+        help="""AI provider keys passed into user servers, by environment variable name,
+        e.g. {'OPENAI_API_KEY': '...'}. Only keys with a value are passed.""",
+    )
+
+    def user_environment(self) -> dict[str, str]:
+        """Extra environment of the user's server: TZ and the AI keys that are set."""
+        env = {"TZ": self.timezone}
+        env.update({name: key for name, key in self.ai_api_keys.items() if key})
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self.user_environment())
+        return env
+
+
+class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
+    """One container per user, files in a per-user Docker volume."""
+
+    home_volume_template = Unicode(
+        "jupyterhub-user-{username}",
+        config=True,
+        help="""Name of the user's home volume. `{username}` is DockerSpawner's escaped
+        username, so two different usernames never share a volume. Named servers use the
+        same volume: a user sees the same files on every server.""",
+    )
+    home_mount_point = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="Where the home volume is mounted in the container.",
+    )
+
+    def home_volume_name(self) -> str:
+        return self.home_volume_template.format(**self.template_namespace())
+
+    def user_volumes(self) -> dict[str, str]:
+        """Volumes of the user's container: {volume name: mount point}."""
+        return {self.home_volume_name(): self.home_mount_point}
+
+    @default("volumes")
+    def _default_volumes(self):
+        return self.user_volumes()
+
+    def user_image(self) -> str:
+        return self.image
+
+    def user_mem_limit(self):
+        return self.mem_limit
+
+    def user_cpu_limit(self):
+        return self.cpu_limit
+
+    def apply_user_policy(self) -> None:
+        """Decide image and limits for this start (subclasses override the methods above)."""
+        self.image = self.user_image()
+        self.mem_limit = self.user_mem_limit()
+        self.cpu_limit = self.user_cpu_limit()
+
+    async def start(self):
+        self.apply_user_policy()
+        return await super().start()
+
+
+class PersonalLocalSpawner(PersonalSpawner, SimpleLocalProcessSpawner):
+    """User servers as local processes in per-user directories. No isolation: for trials."""
+
+    def get_args(self):
+        args = super().get_args()
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+            # jupyter-server refuses to run as root without it (containers, CI).
+            args.append("--allow-root")
+        return args

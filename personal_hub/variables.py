@@ -1,0 +1,265 @@
+"""The variables of stack.env: names, defaults, help text and which ones are secrets.
+
+This is the single source for `example-stack.env` (rendered by `render_env_file`),
+for `personal-hub init` and for the README's configuration table. Standard library
+only: `personal-hub init` must work on a Docker host that has nothing but python3.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+# The placeholder written into example-stack.env for every required secret.
+# `check` refuses it, so a copied example file never runs with a known secret.
+PLACEHOLDER = "change-me"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    help: str
+    group: str
+    secret: bool = False
+    # secrets: the minimum length `check` accepts; 0 means "optional, any length"
+    min_length: int = 0
+    # whether `init` generates a value for it (a secret that the hub needs)
+    generated: bool = False
+
+
+GROUPS = (
+    ("login", "Login and users"),
+    ("proxy", "Proxy (configurable-http-proxy)"),
+    ("database", "Database (PostgreSQL; leave POSTGRES_HOST empty for embedded SQLite)"),
+    ("servers", "User servers"),
+    ("ai", "AI assistant keys (optional; passed into user servers only when set)"),
+    ("hub", "Hub process"),
+)
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "JUPYTER_PASSWORD",
+        "",
+        "Shared password every (non-admin) user logs in with. At least 12 characters.",
+        "login",
+        secret=True,
+        min_length=12,
+        generated=True,
+    ),
+    Variable(
+        "JUPYTER_ADMIN_USER",
+        "admin",
+        "Username of the hub administrator. Leave empty for no admin account.",
+        "login",
+    ),
+    Variable(
+        "JUPYTER_ADMIN_PASSWORD",
+        "",
+        "Password of the admin user (only the admin user can use it; the shared password "
+        "never makes anyone admin). At least 32 characters, different from JUPYTER_PASSWORD. "
+        "Required when JUPYTER_ADMIN_USER is set.",
+        "login",
+        secret=True,
+        min_length=32,
+        generated=True,
+    ),
+    Variable(
+        "HUB_ALLOWED_USERS",
+        "",
+        "Comma-separated usernames allowed to log in. Empty: anyone who knows "
+        "JUPYTER_PASSWORD may log in with any valid username.",
+        "login",
+    ),
+    Variable(
+        "HUB_LOGIN_MAX_FAILURES",
+        "5",
+        "Failed logins for one username within HUB_LOGIN_LOCKOUT before that username is "
+        "locked out for HUB_LOGIN_LOCKOUT.",
+        "login",
+    ),
+    Variable(
+        "HUB_LOGIN_MAX_FAILURES_PER_IP",
+        "20",
+        "Failed logins from one client address within HUB_LOGIN_LOCKOUT before that address "
+        "is locked out.",
+        "login",
+    ),
+    Variable(
+        "HUB_LOGIN_LOCKOUT",
+        "5m",
+        "Window in which failures are counted, and how long a lockout lasts "
+        "(seconds, or with a unit: 90s, 5m, 1h).",
+        "login",
+    ),
+    Variable(
+        "JUPYTER_DOMAIN",
+        "",
+        "Public host name of the hub (used by the Traefik labels), e.g. jupyter.example.com.",
+        "proxy",
+    ),
+    Variable(
+        "HUB_PROXY_API_URL",
+        "",
+        "REST API URL of an external configurable-http-proxy, e.g. http://proxy:8001. "
+        "Empty: the hub starts its own proxy (fine for trying it out; user servers then "
+        "stop with the hub).",
+        "proxy",
+    ),
+    Variable(
+        "CONFIGPROXY_AUTH_TOKEN",
+        "",
+        "Token the hub and the proxy share for the proxy API. At least 32 characters. "
+        "Required when HUB_PROXY_API_URL is set.",
+        "proxy",
+        secret=True,
+        min_length=32,
+        generated=True,
+    ),
+    Variable(
+        "HUB_BIND_URL",
+        "http://127.0.0.1:8000",
+        "Public URL of the hub. With a hub-managed proxy this is where the proxy listens; its "
+        "path is the hub's base URL.",
+        "proxy",
+    ),
+    Variable(
+        "POSTGRES_HOST",
+        "",
+        "PostgreSQL host name. Empty: the hub keeps its state in SQLite in HUB_DATA_DIR.",
+        "database",
+    ),
+    Variable("POSTGRES_PORT", "5432", "PostgreSQL port.", "database"),
+    Variable("POSTGRES_DB", "jupyterhub", "PostgreSQL database name.", "database"),
+    Variable("POSTGRES_USER", "jupyterhub", "PostgreSQL user name.", "database"),
+    Variable(
+        "POSTGRES_PASSWORD",
+        "",
+        "PostgreSQL password. At least 16 characters. Required when POSTGRES_HOST is set.",
+        "database",
+        secret=True,
+        min_length=16,
+        generated=True,
+    ),
+    Variable(
+        "HUB_SPAWNER",
+        "docker",
+        "How user servers run: docker (one container per user) or local (processes on the "
+        "hub's machine, no isolation; for trying the hub without Docker).",
+        "servers",
+    ),
+    Variable(
+        "HUB_SINGLEUSER_IMAGE",
+        "personal-jupyter-singleuser:latest",
+        "Docker image of the user servers.",
+        "servers",
+    ),
+    Variable(
+        "HUB_DOCKER_NETWORK",
+        "jupyterhub-net",
+        "Docker network that user containers join (the hub and proxy must be on it).",
+        "servers",
+    ),
+    Variable(
+        "HUB_CONNECT_HOST",
+        "hub",
+        "Host name user containers use to reach the hub API (the hub's compose service name).",
+        "servers",
+    ),
+    Variable(
+        "HUB_MEM_LIMIT",
+        "",
+        "Memory limit of each user server, e.g. 2G or 512M. Empty: no limit.",
+        "servers",
+    ),
+    Variable(
+        "HUB_CPU_LIMIT",
+        "",
+        "CPU limit of each user server in cores, e.g. 1.5. Empty: no limit.",
+        "servers",
+    ),
+    Variable(
+        "HUB_IDLE_TIMEOUT",
+        "1h",
+        "Stop user servers idle this long (seconds, or 30m, 2h, 1d). Files are kept. "
+        "0 turns the idle culler off.",
+        "servers",
+    ),
+    Variable(
+        "HUB_NAMED_SERVER_LIMIT",
+        "0",
+        "Named servers each user may have besides the default one (0: named servers off). "
+        "Named servers share the user's home volume.",
+        "servers",
+    ),
+    Variable(
+        "TZ",
+        "Etc/UTC",
+        "Time zone of the hub and of every user server, e.g. Europe/Berlin.",
+        "servers",
+    ),
+    Variable(
+        "OPENAI_API_KEY",
+        "",
+        "OpenAI (ChatGPT) API key for the AI assistant.",
+        "ai",
+        secret=True,
+    ),
+    Variable(
+        "ANTHROPIC_API_KEY",
+        "",
+        "Anthropic (Claude) API key for the AI assistant.",
+        "ai",
+        secret=True,
+    ),
+    Variable(
+        "HUB_DATA_DIR",
+        "/srv/jupyterhub",
+        "Directory of the hub's own state: cookie secret, SQLite database (if used).",
+        "hub",
+    ),
+    Variable(
+        "HUB_CONFIG_D",
+        "",
+        "Directory of extra jupyterhub_config.d/*.py files loaded after ours, in sorted order. "
+        "Empty: HUB_DATA_DIR/jupyterhub_config.d.",
+        "hub",
+    ),
+    Variable(
+        "HUB_LOG_LEVEL",
+        "INFO",
+        "Hub log level: DEBUG, INFO, WARNING or ERROR.",
+        "hub",
+    ),
+)
+
+BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+def generate_secret(variable: Variable) -> str:
+    """A strong random value, comfortably longer than the variable's minimum."""
+    return secrets.token_urlsafe(max(32, variable.min_length))
+
+
+def render_env_file(values: dict[str, str] | None = None) -> str:
+    """Render a stack.env: every variable with its help as a comment.
+
+    `values` overrides defaults; required secrets without a value get PLACEHOLDER.
+    """
+    values = values or {}
+    lines = [
+        "# personal-hub settings. Copy to stack.env (`personal-hub init` does it and",
+        "# generates the secrets), keep it private (chmod 600), never commit it.",
+        "# Check it with `personal-hub check --env-file stack.env`.",
+    ]
+    for group, title in GROUPS:
+        lines += ["", f"# --- {title} ---"]
+        for variable in VARIABLES:
+            if variable.group != group:
+                continue
+            lines.append(f"# {variable.help}")
+            value = values.get(variable.name)
+            if value is None:
+                value = PLACEHOLDER if variable.generated else variable.default
+            lines.append(f"{variable.name}={value}")
+    return "\n".join(lines) + "\n"
