@@ -1,0 +1,119 @@
+"""Shared test helpers: free ports, polling with a deadline, processes with logs, browsers-like
+login through the real JupyterHub login form."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+# Log files of the processes a test started; printed when a test fails (conftest hook).
+LOG_FILES: list[Path] = []
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip loudly when a tier cannot run here, but never in CI: there every tier must run."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run this tier, but: {reason}")
+    pytest.skip(f"SKIPPED TIER: {reason}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(
+    check: Callable[[], object], *, timeout: float, what: str, interval: float = 0.25
+) -> object:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception as error:  # noqa: BLE001 - the last one is reported
+            last_error = error
+        else:
+            if result:
+                return result
+        time.sleep(interval)
+    detail = f" (last error: {last_error!r})" if last_error else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+
+
+class Process:
+    """A background process whose output goes to a log file that failing tests print."""
+
+    def __init__(self, name: str, command: list[str], log_dir: Path, **popen_kwargs):
+        self.name = name
+        self.command = command
+        self.log_path = log_dir / f"{name}.log"
+        LOG_FILES.append(self.log_path)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **popen_kwargs,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.running:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._log.close()
+        return self.popen.returncode
+
+
+def xsrf_from(session: requests.Session) -> str:
+    for cookie in session.cookies:
+        if cookie.name == "_xsrf":
+            return cookie.value
+    raise AssertionError("no _xsrf cookie was set")
+
+
+def login(base_url: str, username: str, password: str) -> tuple[requests.Session, requests.Response]:
+    """Log in through the real login form (with its XSRF token), as a browser would."""
+    session = requests.Session()
+    page = session.get(f"{base_url}/hub/login", timeout=10)
+    assert page.status_code == 200, page.text[:500]
+    match = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text)
+    assert match, "the login form has no _xsrf field"
+    response = session.post(
+        f"{base_url}/hub/login",
+        data={"_xsrf": match.group(1), "username": username, "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
+    return session, response
+
+
+def login_error(response: requests.Response) -> str:
+    """The error text JupyterHub's login page shows, or ''."""
+    match = re.search(r'class="login_error">\s*(.*?)\s*</p>', response.text, re.S)
+    return match.group(1) if match else ""
