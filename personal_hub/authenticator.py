@@ -8,6 +8,7 @@ message on the login page, and brute-force protection per username and per addre
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict, deque
 
@@ -75,10 +76,12 @@ class FailureLog:
 
 
 def describe_wait(seconds: float) -> str:
-    minutes = int(seconds // 60) + (1 if seconds % 60 else 0)
+    """'1 second', '45 seconds', '5 minutes': rounded up, so the user never retries too early."""
     if seconds < 60:
-        return f"{int(seconds) + 1} seconds"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        count, unit = max(1, math.ceil(seconds)), "second"
+    else:
+        count, unit = math.ceil(seconds / 60), "minute"
+    return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
 class PersonalLoginHandler(LoginHandler):
@@ -162,7 +165,8 @@ class PersonalAuthenticator(SharedPasswordAuthenticator):
             ip_count = self._ip_failures.record(ip, now)
             # Never log the password, only who failed and how often.
             self.log.warning(
-                "Failed login for %r from %s (%d recent failures for the user, %d from the address)",
+                "Failed login for %r from %s "
+                "(%d recent failures for the user, %d from the address)",
                 username,
                 ip,
                 user_count,

@@ -29,10 +29,11 @@ class EnvFileError(Exception):
 
 
 def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
-    """Parse KEY=VALUE lines the way `docker compose` env files are read.
+    """Parse KEY=VALUE lines the way `docker compose` reads an env_file.
 
-    Blank lines and `#` comments are skipped; one pair of matching quotes around a
-    value is removed; nothing is expanded.
+    Blank lines and `#` comments are skipped; a quoted value ends at its closing quote;
+    an unquoted value ends before ` #` (an inline comment). Nothing is expanded: see
+    `values_compose_would_expand` for values that compose would change.
     """
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -49,11 +50,30 @@ def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
                 f"{source}, line {number}: expected NAME=value (a name of letters, digits "
                 "and '_', then '=')."
             )
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name] = value
+        values[name] = _env_value(value.strip(), f"{source}, line {number}")
     return values
+
+
+def _env_value(value: str, where: str) -> str:
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        end = value.find(quote, 1)
+        if end == -1:
+            raise EnvFileError(f"{where}: the value's opening {quote} has no closing {quote}.")
+        return value[1:end]
+    comment = value.find(" #")
+    return value[:comment].rstrip() if comment != -1 else value
+
+
+def values_compose_would_expand(text: str) -> list[str]:
+    """Names whose value has a `$` that docker compose would interpolate (not single-quoted)."""
+    names = []
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        value = value.strip()
+        if sep and not name.startswith("#") and "$" in value and not value.startswith("'"):
+            names.append(name.strip())
+    return names
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -126,6 +146,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         except EnvFileError as error:
             print(f"personal-hub: {error}", file=sys.stderr)
             return 1
+        for name in values_compose_would_expand(path.read_text(encoding="utf-8")):
+            print(
+                f"warning: {name} contains '$', which docker compose expands. Fix: wrap the "
+                "value in single quotes, or use a value without '$'.",
+                file=sys.stderr,
+            )
         if readable_by_others(path):
             print(
                 f"warning: {path} is readable by other users of this machine and holds "
@@ -152,7 +178,13 @@ def run_environment(args: argparse.Namespace, base: Mapping[str, str]) -> dict[s
     if args.local:
         environ["HUB_SPAWNER"] = "local"
     if args.data_dir:
-        environ["HUB_DATA_DIR"] = str(Path(args.data_dir).resolve())
+        environ["HUB_DATA_DIR"] = args.data_dir
+    if environ.get("HUB_DATA_DIR"):
+        # The hub runs from inside the data directory, so a relative path must be fixed now.
+        environ["HUB_DATA_DIR"] = str(Path(environ["HUB_DATA_DIR"]).resolve())
+    # The local spawner runs jupyterhub-singleuser from the same environment as the hub.
+    bin_dir = str(Path(sys.executable).parent)
+    environ["PATH"] = os.pathsep.join([bin_dir, environ.get("PATH", os.defpath)])
     return environ
 
 

@@ -70,16 +70,16 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    user_password: str
+    user_password: str = field(repr=False)
     admin_user: str | None
-    admin_password: str | None
+    admin_password: str | None = field(repr=False)
     allowed_users: frozenset[str]
     login_max_failures: int
     login_max_failures_per_ip: int
     login_lockout_seconds: int
     domain: str | None
     proxy_api_url: str | None
-    proxy_auth_token: str | None
+    proxy_auth_token: str | None = field(repr=False)
     bind_url: str
     postgres_host: str | None
     postgres_port: int
@@ -317,7 +317,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         "use a URL like http://127.0.0.1:8000 or https://jupyter.example.com/.",
         empty="",
     )
-    if not bind_url:
+    if not read.raw("HUB_BIND_URL"):
         read.problem("HUB_BIND_URL", "is empty.", "set it, e.g. http://127.0.0.1:8000.")
 
     postgres_host = read.raw("POSTGRES_HOST") or None
@@ -331,8 +331,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         why_required=" but POSTGRES_HOST is",
     )
     postgres_port = read.parsed(
-        "POSTGRES_PORT", lambda t: parse_int(t, 1, 65535), "use a port number such as 5432."
+        "POSTGRES_PORT", lambda t: parse_int(t, 1, 65535), "use a port number such as 5432.",
+        empty=5432,
     )
+    if postgres_host:
+        for name in ("POSTGRES_DB", "POSTGRES_USER"):
+            if not read.raw(name):
+                read.problem(name, "is empty but POSTGRES_HOST is set.", "set it, e.g. jupyterhub.")
 
     spawner = read.raw("HUB_SPAWNER").lower()
     if spawner not in SPAWNER_MODES:
@@ -407,12 +412,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         read.problem("HUB_LOG_LEVEL", f"{log_level!r} is not a log level.", "use INFO or DEBUG.")
 
     lockout = read.parsed(
-        "HUB_LOGIN_LOCKOUT", parse_duration, "use seconds or e.g. 5m, 1h.", empty=0
+        "HUB_LOGIN_LOCKOUT", parse_duration, "use seconds or e.g. 5m, 1h.", empty=None
     )
-    if lockout == 0:
+    if lockout == 0 or not read.raw("HUB_LOGIN_LOCKOUT"):
         read.problem(
             "HUB_LOGIN_LOCKOUT",
-            "is zero, which would turn brute-force protection off.",
+            "is zero or empty, which would turn brute-force protection off.",
             "use a window such as 5m.",
         )
     max_failures = read.parsed(

@@ -97,7 +97,9 @@ def xsrf_from(session: requests.Session) -> str:
     raise AssertionError("no _xsrf cookie was set")
 
 
-def login(base_url: str, username: str, password: str) -> tuple[requests.Session, requests.Response]:
+def login(
+    base_url: str, username: str, password: str
+) -> tuple[requests.Session, requests.Response]:
     """Log in through the real login form (with its XSRF token), as a browser would."""
     session = requests.Session()
     page = session.get(f"{base_url}/hub/login", timeout=10)

@@ -1,0 +1,48 @@
+"""The committed example-stack.env is rendered from the code, so docs and code never drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personal_hub.cli import main, parse_env_file
+from personal_hub.variables import PLACEHOLDER, VARIABLES, render_env_file
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "example-stack.env"
+
+
+def test_example_file_is_the_rendered_template():
+    assert EXAMPLE.read_text(encoding="utf-8") == render_env_file(), (
+        "example-stack.env is out of date; regenerate it with "
+        "python -c 'from personal_hub.variables import render_env_file as r; "
+        'print(r(), end="")\' > example-stack.env'
+    )
+
+
+@pytest.mark.parametrize("variable", VARIABLES, ids=lambda variable: variable.name)
+def test_every_variable_is_documented_in_the_example(variable):
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+
+    assert sum(line.startswith(f"{variable.name}=") for line in lines) == 1
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{variable.name}="))
+    assert lines[index - 1] == f"# {variable.help}", "the help text is the line above"
+
+
+def test_example_has_no_real_secret():
+    values = parse_env_file(EXAMPLE.read_text(encoding="utf-8"))
+
+    for variable in VARIABLES:
+        if variable.generated:
+            assert values[variable.name] == PLACEHOLDER
+        elif variable.secret:
+            assert values[variable.name] == ""
+
+
+def test_check_refuses_the_unchanged_example(capsys):
+    assert main(["check", "--env-file", str(EXAMPLE)]) == 1
+
+    err = capsys.readouterr().err
+    for variable in VARIABLES:
+        if variable.generated:
+            assert f"  - {variable.name}: is a placeholder" in err

@@ -1,0 +1,344 @@
+"""The exact Docker API calls of `PersonalDockerSpawner`, captured without a Docker engine."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+from jupyterhub.objects import Hub
+from sample_secrets import (
+    ADMIN_PASSWORD,
+    ANTHROPIC_KEY,
+    OPENAI_KEY,
+    POSTGRES_PASSWORD,
+    PROXY_TOKEN,
+    USER_PASSWORD,
+)
+from traitlets.config import Config
+
+import docker
+from personal_hub.config import apply
+from personal_hub.settings import load_settings
+from personal_hub.spawner import PersonalDockerSpawner, PersonalLocalSpawner
+
+GIB = 1024**3
+CONTAINER_ID = "0123456789abcdef"
+CONTAINER_IP = "172.18.0.5"
+
+
+class RecordingDockerClient:
+    """Answers the few Docker API calls a spawn makes, and records them.
+
+    `create_host_config` is docker-py's own HostConfig for API 1.41, so the recorded
+    host config is exactly what would be sent to the engine.
+    """
+
+    def __init__(self, network: str):
+        self.network = network
+        self.created: list[dict] = []
+        self.started: list[str] = []
+
+    def create_host_config(self, **kwargs):
+        return docker.types.HostConfig(version="1.41", **kwargs)
+
+    def inspect_image(self, image):
+        return {"Config": {"Cmd": ["start-notebook.py"]}}
+
+    def inspect_container(self, name_or_id):
+        if not self.created:
+            response = SimpleNamespace(status_code=404, reason="Not Found")
+            raise docker.errors.NotFound("No such container", response=response)
+        return {
+            "Id": CONTAINER_ID,
+            "NetworkSettings": {"Networks": {self.network: {"IPAddress": CONTAINER_IP}}},
+        }
+
+    def create_container(self, **kwargs):
+        self.created.append(kwargs)
+        return {"Id": CONTAINER_ID}
+
+    def start(self, container_id):
+        self.started.append(container_id)
+
+
+def hub() -> Hub:
+    """The hub's API address as user servers see it (a fixed port: no random one)."""
+    return Hub(ip="0.0.0.0", connect_ip="hub", port=8081)
+
+
+def fake_user(name: str, admin: bool = False):
+    """The attributes of a hub User that a spawner reads."""
+    return SimpleNamespace(name=name, escaped_name=name, admin=admin, url=f"/user/{name}/")
+
+
+@pytest.fixture
+def spawn(environ, monkeypatch):
+    """`await spawn(username, **stack_env_changes)`: the create_container kwargs of a start."""
+
+    async def spawn_container(
+        username: str,
+        *,
+        admin: bool = False,
+        spawner_class=PersonalDockerSpawner,
+        config: Config | None = None,
+        **changes: str,
+    ) -> dict:
+        settings = load_settings({**environ, **changes})
+        c = Config()
+        apply(settings, c)
+        if config is not None:
+            c.merge(config)
+        client = RecordingDockerClient(settings.docker_network)
+        monkeypatch.setattr(PersonalDockerSpawner, "_client", client)
+        spawner = spawner_class(
+            config=c,
+            user=fake_user(username, admin),
+            hub=hub(),
+            oauth_client_id="jupyterhub-user-test",
+            api_token="api-token-for-test",
+        )
+
+        ip, port = await spawner.start()
+
+        assert (ip, port) == (CONTAINER_IP, 8888)
+        (created,) = client.created
+        assert client.started == [CONTAINER_ID]
+        return created
+
+    return spawn_container
+
+
+ESCAPED = [
+    ("alice", "alice"),
+    ("bob.smith", "bob-2esmith"),
+    ("a-b", "a-2db"),
+    ("a_b", "a-5fb"),
+    ("x.y-z", "x-2ey-2dz"),
+    ("0day", "0day"),
+]
+
+
+@pytest.mark.parametrize(("username", "escaped"), ESCAPED)
+async def test_container_of_a_user(spawn, username, escaped):
+    created = await spawn(username, TZ="Europe/Berlin")
+
+    assert created["name"] == f"jupyter-{escaped}"
+    assert created["image"] == "personal-jupyter-singleuser:latest"
+    assert created["environment"]["TZ"] == "Europe/Berlin"
+    assert created["environment"]["JUPYTERHUB_USER"] == username
+    host = created["host_config"]
+    assert host["Binds"] == [f"jupyterhub-user-{escaped}:/home/jovyan:rw"]
+    assert host["NetworkMode"] == "jupyterhub-net"
+    assert host["AutoRemove"] is True
+    assert host.get("Memory", 0) == 0, "no memory limit (0 is Docker's 'unlimited')"
+    assert "CpuQuota" not in host
+    assert "MEM_LIMIT" not in created["environment"]
+    assert "PortBindings" not in host, "reached over the Docker network, never published"
+
+
+async def test_image_and_network_from_settings(spawn):
+    created = await spawn(
+        "alice", HUB_SINGLEUSER_IMAGE="example/lab:2.0", HUB_DOCKER_NETWORK="labnet"
+    )
+
+    assert created["image"] == "example/lab:2.0"
+    assert created["host_config"]["NetworkMode"] == "labnet"
+
+
+@pytest.mark.parametrize(
+    ("mem", "cpu", "memory_bytes", "quota"),
+    [
+        ("2G", "1.5", 2 * GIB, 150_000),
+        ("512M", "0.5", 512 * 1024**2, 50_000),
+        ("1.5G", "2", int(1.5 * GIB), 200_000),
+    ],
+)
+async def test_limits_from_settings(spawn, mem, cpu, memory_bytes, quota):
+    host = (await spawn("alice", HUB_MEM_LIMIT=mem, HUB_CPU_LIMIT=cpu))["host_config"]
+
+    assert host["Memory"] == memory_bytes
+    assert (host["CpuQuota"], host["CpuPeriod"]) == (quota, 100_000)
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({}, {}),
+        ({"OPENAI_API_KEY": OPENAI_KEY}, {"OPENAI_API_KEY": OPENAI_KEY}),
+        (
+            {"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+            {"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+        ),
+        (
+            {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+            {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+        ),
+    ],
+)
+async def test_ai_keys_only_when_set(spawn, keys, expected):
+    environment = (await spawn("alice", **keys))["environment"]
+
+    ai_names = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+    present = {name: environment[name] for name in ai_names if name in environment}
+    assert present == expected
+
+
+async def test_empty_ai_key_from_an_override_is_not_passed(spawn):
+    override = Config()
+    override.PersonalSpawner.ai_api_keys = {"OPENAI_API_KEY": "", "OTHER_KEY": "k-123"}
+
+    environment = (await spawn("alice", config=override))["environment"]
+
+    assert "OPENAI_API_KEY" not in environment
+    assert environment["OTHER_KEY"] == "k-123"
+
+
+async def test_hub_secrets_never_reach_the_container(spawn, monkeypatch):
+    hub_secrets = {
+        "JUPYTER_PASSWORD": USER_PASSWORD,
+        "JUPYTER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "CONFIGPROXY_AUTH_TOKEN": PROXY_TOKEN,
+        "POSTGRES_PASSWORD": POSTGRES_PASSWORD,
+    }
+    for name, value in hub_secrets.items():
+        monkeypatch.setenv(name, value)  # the hub process has them in its environment
+
+    environment = (await spawn("alice"))["environment"]
+
+    for name, value in hub_secrets.items():
+        assert name not in environment
+        assert value not in environment.values()
+
+
+NEIGHBOURS = ["a-b", "a_b", "a.b", "a-2db", "a--b", "ab", "a-5fb", "a-2eb"]
+
+
+async def test_different_usernames_never_share_a_container_or_volume(spawn):
+    containers, volumes = set(), set()
+    for username in NEIGHBOURS:
+        created = await spawn(username)
+        containers.add(created["name"])
+        (bind,) = created["host_config"]["Binds"]
+        volumes.add(bind.split(":")[0])
+
+    assert len(containers) == len(NEIGHBOURS)
+    assert len(volumes) == len(NEIGHBOURS)
+
+
+# ---------------------------------------------------------------- policy subclasses
+
+
+class BigMemoryForAdmins(PersonalDockerSpawner):
+    def user_mem_limit(self):
+        return "4G" if self.user.admin else super().user_mem_limit()
+
+
+class SharedDataVolume(PersonalDockerSpawner):
+    def user_volumes(self):
+        return {**super().user_volumes(), "team-data": "/home/jovyan/shared"}
+
+
+def without(created: dict, *, keys=(), host_keys=(), env_keys=()) -> dict:
+    """The create_container kwargs minus the arguments a policy is expected to change."""
+    rest = {key: value for key, value in created.items() if key not in keys}
+    rest["host_config"] = {
+        key: value for key, value in created["host_config"].items() if key not in host_keys
+    }
+    rest["environment"] = {
+        key: value for key, value in created["environment"].items() if key not in env_keys
+    }
+    return rest
+
+
+async def test_subclass_overriding_one_method_changes_only_that_argument(spawn):
+    plain = await spawn("boss", admin=True, HUB_MEM_LIMIT="2G")
+    policy = await spawn("boss", admin=True, spawner_class=BigMemoryForAdmins, HUB_MEM_LIMIT="2G")
+    non_admin = await spawn("carol", spawner_class=BigMemoryForAdmins, HUB_MEM_LIMIT="2G")
+
+    assert plain["host_config"]["Memory"] == 2 * GIB
+    assert policy["host_config"]["Memory"] == 4 * GIB
+    assert non_admin["host_config"]["Memory"] == 2 * GIB
+    # MEM_LIMIT tells the server its own limit, so it follows the policy too
+    assert without(policy, host_keys=["Memory"], env_keys=["MEM_LIMIT"]) == without(
+        plain, host_keys=["Memory"], env_keys=["MEM_LIMIT"]
+    )
+
+
+async def test_subclass_adding_a_volume(spawn):
+    plain = await spawn("alice")
+    policy = await spawn("alice", spawner_class=SharedDataVolume)
+
+    assert sorted(policy["host_config"]["Binds"]) == [
+        "jupyterhub-user-alice:/home/jovyan:rw",
+        "team-data:/home/jovyan/shared:rw",
+    ]
+    assert sorted(policy["volumes"]) == ["/home/jovyan", "/home/jovyan/shared"]
+    assert without(policy, keys=["volumes"], host_keys=["Binds"]) == without(
+        plain, keys=["volumes"], host_keys=["Binds"]
+    )
+
+
+async def test_home_volume_template_is_configurable(spawn):
+    override = Config()
+    override.PersonalDockerSpawner.home_volume_template = "lab-{username}-home"
+
+    created = await spawn("bob.smith", config=override)
+
+    assert created["host_config"]["Binds"] == ["lab-bob-2esmith-home:/home/jovyan:rw"]
+
+
+# ---------------------------------------------------------------- local spawner
+
+
+@pytest.fixture
+def local_spawner(environ, tmp_path):
+    c = Config()
+    apply(
+        load_settings(
+            {
+                **environ,
+                **{
+                    "HUB_SPAWNER": "local",
+                    "HUB_DATA_DIR": str(tmp_path),
+                    "TZ": "Asia/Tokyo",
+                    "OPENAI_API_KEY": OPENAI_KEY,
+                },
+            }
+        ),
+        c,
+    )
+    return PersonalLocalSpawner(
+        config=c, user=fake_user("alice"), hub=hub(), oauth_client_id="x", api_token="t"
+    )
+
+
+@pytest.mark.parametrize(("euid", "allow_root"), [(0, True), (1000, False)])
+def test_local_server_runs_as_root_only_with_allow_root(
+    local_spawner, monkeypatch, euid, allow_root
+):
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+
+    args = local_spawner.get_args()
+
+    assert ("--allow-root" in args) is allow_root
+    assert args.count("--allow-root") <= 1
+
+
+def test_allow_root_is_not_duplicated(local_spawner, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    local_spawner.args = ["--allow-root"]
+
+    assert local_spawner.get_args().count("--allow-root") == 1
+
+
+def test_local_server_environment(local_spawner, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PASSWORD", USER_PASSWORD)
+
+    env = local_spawner.get_env()
+
+    assert env["TZ"] == "Asia/Tokyo"
+    assert env["OPENAI_API_KEY"] == OPENAI_KEY
+    assert "ANTHROPIC_API_KEY" not in env
+    assert "JUPYTER_PASSWORD" not in env
+    assert env["HOME"] == str(tmp_path / "users" / "alice")
