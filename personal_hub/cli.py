@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__, config_path
 from .settings import SettingsError, load_settings
-from .variables import VARIABLES, generate_secret, render_env_file
+from .variables import BY_NAME, VARIABLES, generate_secret, render_env_file
 
 DEFAULT_ENV_FILE = "stack.env"
 
@@ -218,6 +218,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_get(args: argparse.Namespace) -> int:
+    try:
+        values = read_env_file(Path(args.env_file))
+    except EnvFileError as error:
+        print(f"personal-hub: {error}", file=sys.stderr)
+        return 1
+    for name in args.names:
+        variable = BY_NAME.get(name)
+        if variable is None:
+            print(f"personal-hub: {name} is not a personal-hub variable.", file=sys.stderr)
+            return 1
+        if variable.secret:
+            # Scripts never need a secret on stdout, where it could end up in a log.
+            print(f"personal-hub: {name} is a secret and is not printed.", file=sys.stderr)
+            return 1
+        print(values.get(name) or variable.default)
+    return 0
+
+
 def cmd_config_path(args: argparse.Namespace) -> int:
     print(config_path())
     return 0
@@ -275,6 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
     run.add_argument("jupyterhub_args", nargs="*", help="extra jupyterhub arguments after --")
     run.set_defaults(handler=cmd_run)
+
+    get = commands.add_parser(
+        "get",
+        help="print non-secret settings from an env file (for scripts)",
+        description="Print the value (or the default) of each named non-secret variable of "
+        "an env file, one per line. Refuses secrets.",
+    )
+    get.add_argument("--env-file", default=DEFAULT_ENV_FILE, help="env file (stack.env)")
+    get.add_argument("names", nargs="+", metavar="NAME", help="variable names")
+    get.set_defaults(handler=cmd_get)
 
     path = commands.add_parser(
         "config-path",

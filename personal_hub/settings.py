@@ -411,6 +411,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if log_level not in LOG_LEVELS:
         read.problem("HUB_LOG_LEVEL", f"{log_level!r} is not a log level.", "use INFO or DEBUG.")
 
+    read.parsed(
+        "HUB_PUBLISH_PORT", lambda t: parse_int(t, 1, 65535), "use a port number such as 8000."
+    )
+    read.parsed(
+        "HUB_PUBLISH_ADDRESS",
+        _parse_ip_address,
+        "use an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0.",
+    )
     lockout = read.parsed(
         "HUB_LOGIN_LOCKOUT", parse_duration, "use seconds or e.g. 5m, 1h.", empty=None
     )
@@ -520,3 +528,12 @@ def _parse_cpus(text: str) -> float:
     if not 0.01 <= value <= 1024:
         raise ValueError(f"{value:g} cores is out of range.")
     return value
+
+
+def _parse_ip_address(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address.") from None

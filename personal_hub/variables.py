@@ -35,6 +35,10 @@ GROUPS = (
     ("servers", "User servers"),
     ("ai", "AI assistant keys (optional; passed into user servers only when set)"),
     ("hub", "Hub process"),
+    (
+        "compose",
+        "Docker Compose stack (read by docker compose and ./hub up; the hub ignores them)",
+    ),
 )
 
 VARIABLES: tuple[Variable, ...] = (
@@ -232,6 +236,49 @@ VARIABLES: tuple[Variable, ...] = (
         "hub",
     ),
 )
+
+COMPOSE_VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "HUB_PUBLISH_ADDRESS",
+        "127.0.0.1",
+        "Host address the proxy's port is published on. 127.0.0.1: only this machine (put "
+        "Traefik or another reverse proxy in front); 0.0.0.0: every interface.",
+        "compose",
+    ),
+    Variable("HUB_PUBLISH_PORT", "8000", "Host port of the hub's web interface.", "compose"),
+    Variable(
+        "TRAEFIK_NETWORK",
+        "traefik_default",
+        "External Docker network of your Traefik (used only when JUPYTER_DOMAIN is set).",
+        "compose",
+    ),
+    Variable(
+        "TRAEFIK_ENTRYPOINT",
+        "websecure",
+        "Traefik entrypoint that serves JUPYTER_DOMAIN (configure TLS on it in Traefik).",
+        "compose",
+    ),
+    Variable("HUB_IMAGE", "personal-hub:latest", "Name of the hub image built here.", "compose"),
+    Variable(
+        "PYTHON_IMAGE", "python:3.12-slim", "Base image of the hub image.", "compose"
+    ),
+    Variable(
+        "SINGLEUSER_BASE_IMAGE",
+        "quay.io/jupyter/datascience-notebook:python-3.13",
+        "Base image of the single-user image (a docker-stacks image; pin a dated tag for "
+        "exact rebuilds).",
+        "compose",
+    ),
+    Variable("POSTGRES_IMAGE", "postgres:16", "PostgreSQL image.", "compose"),
+    Variable(
+        "CHP_IMAGE",
+        "quay.io/jupyterhub/configurable-http-proxy:5",
+        "configurable-http-proxy image.",
+        "compose",
+    ),
+)
+
+VARIABLES = VARIABLES + COMPOSE_VARIABLES
 
 BY_NAME = {variable.name: variable for variable in VARIABLES}
 
