@@ -71,6 +71,9 @@ def apply_authenticator(settings: Settings, c) -> None:
     if settings.allowed_users:
         auth.allowed_users = set(settings.allowed_users)
         auth.allow_all = False
+        # The list is the whole truth: a name removed from it can no longer log in,
+        # even though the user is still in the database.
+        auth.allow_existing_users = False
     else:
         # The brief's contract: whoever knows the shared password may log in.
         auth.allow_all = True

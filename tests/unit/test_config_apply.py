@@ -64,6 +64,8 @@ def test_only_listed_users_may_log_in_with_an_allowed_list(configure):
 
     assert auth.allow_all is False
     assert auth.allowed_users == {"alice", "bob"}
+    # Removing a name from the list locks that user out even though they are in the db.
+    assert auth.allow_existing_users is False
 
 
 def test_no_admin_users_without_an_admin(make_settings):
