@@ -142,25 +142,27 @@ cp "$HERE/base/Dockerfile" "$TMP/base/Dockerfile"
 cp "$HOST_CA" "$TMP/base/ca-certificates.crt"
 build "$BASE_TAG" "$TMP/base" "$DEBIAN_TAG"
 
-# --- 3. The stand-ins, in parallel (mostly download and unpack time) ---------
-# Each job logs to a file; the logs are shown when the jobs are done.
+# --- 3. The stand-ins, in two parallel lanes (one per core of a CI machine) --
+# Each lane logs to a file; the logs are summarised when the lanes are done.
 pids=""
-job() {
+lane() {
     name=$1
     shift
-    log "started $name (log: $TMP/$name.log)"
+    log "started lane $name: $* (log: $TMP/$name.log)"
     ("$@") >"$TMP/$name.log" 2>&1 &
     pids="$pids $!:$name"
 }
-# Traefik's helper needs the python stand-in, so it follows it in one job.
-python_and_traefik_bin() {
+lane_a() {
+    build "$NOTEBOOK_TAG" "$HERE/notebook" "$BASE_TAG"
+    build "$POSTGRES_TAG" "$HERE/postgres" "$BASE_TAG"
+}
+lane_b() {
     build "$PYTHON_TAG" "$HERE/python" "$BASE_TAG"
     build "$TRAEFIK_BIN_TAG" "$HERE/traefik-bin" "$PYTHON_TAG"
+    build "$CHP_TAG" "$HERE/chp" "$BASE_TAG"
 }
-job python python_and_traefik_bin
-job notebook build "$NOTEBOOK_TAG" "$HERE/notebook" "$BASE_TAG"
-job postgres build "$POSTGRES_TAG" "$HERE/postgres" "$BASE_TAG"
-job chp build "$CHP_TAG" "$HERE/chp" "$BASE_TAG"
+lane a lane_a
+lane b lane_b
 failed=""
 for entry in $pids; do
     pid=${entry%%:*}
@@ -179,7 +181,7 @@ build "$TRAEFIK_TAG" "$HERE/traefik" "$BASE_TAG" "$TRAEFIK_BIN_TAG"
 log "done; image references for an env file:"
 cat <<EOF
 PYTHON_IMAGE=$PYTHON_TAG
-NOTEBOOK_BASE_IMAGE=$NOTEBOOK_TAG
+SINGLEUSER_BASE_IMAGE=$NOTEBOOK_TAG
 POSTGRES_IMAGE=$POSTGRES_TAG
 CHP_IMAGE=$CHP_TAG
 TRAEFIK_IMAGE=$TRAEFIK_TAG

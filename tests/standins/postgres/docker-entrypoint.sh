@@ -89,6 +89,7 @@ else
 		fi
 	fi
 	for f in /docker-entrypoint-initdb.d/*; do
+		# shellcheck disable=SC1090 # init scripts are the user's, sourced like upstream
 		case "$f" in
 			*.sh)
 				if [ -x "$f" ]; then log "running $f"; "$f"; else log "sourcing $f"; . "$f"; fi ;;
