@@ -10,7 +10,7 @@ Two figures, each the median of --runs runs:
   `/user/<name>/api/status` through the proxy (new home volume, image already built);
 - respawn: the same user's server is stopped (container removed) and started again.
 The machine (CPU, cores, Docker version) is printed with the figures. Bench users are
-named `bench<hex>…`; their containers and volumes are removed afterwards.
+named `bench<hex>…`; they, their containers and their home volumes are removed afterwards.
 """
 
 from __future__ import annotations
@@ -108,15 +108,24 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Docker engine {docker or 'unknown'}"
 
 
-def cleanup(prefix: str) -> None:
-    for kind, listing in (("container", "ps -a --format {{.Names}}"),
-                          ("volume", "volume ls --format {{.Name}}")):
-        names = subprocess.run(["docker", *listing.split()], capture_output=True,
-                               text=True).stdout.split()
-        for name in names:
-            if name.startswith((f"jupyter-{prefix}", f"jupyterhub-user-{prefix}")):
-                remove = ["rm", "-f"] if kind == "container" else ["volume", "rm", "-f"]
-                subprocess.run(["docker", *remove, name], capture_output=True)
+def cleanup(url: str, env: dict[str, str], users: list[str]) -> None:
+    """Remove the bench users from the hub, then their containers and home volumes."""
+    admin_name = env.get("JUPYTER_ADMIN_USER")
+    if admin_name and env.get("JUPYTER_ADMIN_PASSWORD"):
+        admin = login(url, admin_name, env["JUPYTER_ADMIN_PASSWORD"])
+        admin.get(f"{url}/hub/home", timeout=30)  # a page load refreshes the XSRF cookie
+        for user in users:
+            admin.delete(f"{url}/hub/api/users/{user}", headers=xsrf_header(admin), timeout=60)
+    for user in users:
+        subprocess.run(["docker", "rm", "-f", f"jupyter-{user}"], capture_output=True)
+        deadline = time.monotonic() + 30
+        # The engine releases the volume once the container is really gone.
+        while subprocess.run(["docker", "volume", "rm", "-f", f"jupyterhub-user-{user}"],
+                             capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                print(f"warning: could not remove volume jupyterhub-user-{user}", file=sys.stderr)
+                break
+            time.sleep(0.5)
 
 
 def main() -> int:
@@ -130,17 +139,18 @@ def main() -> int:
     address = "127.0.0.1" if address == "0.0.0.0" else address
     url = args.url or f"http://{address}:{env.get('HUB_PUBLISH_PORT') or '8000'}"
     prefix = "bench" + secrets.token_hex(3)
-    firsts, respawns = [], []
+    firsts, respawns, users = [], [], []
     try:
         for run in range(args.runs):
             user = f"{prefix}u{run}"
+            users.append(user)
             elapsed, session = first_spawn(url, user, env["JUPYTER_PASSWORD"])
             firsts.append(elapsed)
             respawns.append(respawn(url, user, session))
             session.delete(f"{url}/hub/api/users/{user}/server", headers=xsrf_header(session),
                            timeout=60)
     finally:
-        cleanup(prefix)
+        cleanup(url, env, users)
     print(f"machine: {machine()}")
     print(f"runs: {args.runs}")
     print(f"first spawn (login -> server answering via proxy): median "
