@@ -215,12 +215,14 @@ def test_hub_restart_does_not_interrupt_a_running_server(stack, alice):
 def test_down_and_up_keep_users_and_files(stack, alice, configured):
     name, session = alice
     write_file(session, stack.url, name, "across-down.txt", "kept across down/up")
-    # Stop the user's server first, as `./hub down` users would find it after a reboot.
-    api(session, "DELETE", f"{stack.url}/hub/api/users/{name}/server")
-    wait_for(lambda: not container_exists(f"jupyter-{name}"), timeout=60,
-             what="the user container to stop")
+    # `./hub down` with the user's server still running: it stops that too (the
+    # container goes, the volume stays) and removes the stack's network.
     result = run(["sh", "./hub", "down"], cwd=stack.repo, env=stack.environ(), timeout=300)
     assert not container_exists(stack.container("hub"))
+    wait_for(lambda: not container_exists(f"jupyter-{name}"), timeout=60,
+             what="./hub down to stop the user's server")
+    networks = run(["docker", "network", "ls", "--format", "{{.Name}}"]).stdout.split()
+    assert stack.network not in networks
     stack.hub_up()
     session, response = login(stack.url, name, configured["JUPYTER_PASSWORD"])
     assert response.status_code == 302
