@@ -50,19 +50,24 @@ def login(url: str, username: str, password: str) -> requests.Session:
 
 
 def wait_until_serving(session: requests.Session, url: str, user: str) -> None:
+    """Poll the hub (one light API call every 0.2 s, as the spawn page does) until the
+    server is ready, then load it through the proxy: /lab completes the OAuth handshake,
+    and the clock stops when /api/status answers. Heavier polling would slow the very
+    start it measures on a small machine."""
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        try:
-            # /lab completes the OAuth handshake on the first visit; /api/status answers after.
-            page = session.get(f"{url}/user/{user}/lab", timeout=30)
-            if page.status_code == 200:
-                status = session.get(f"{url}/user/{user}/api/status", timeout=30)
-                if status.status_code == 200:
-                    return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{user}'s server did not answer within {TIMEOUT}s")
+        model = session.get(f"{url}/hub/api/users/{user}", headers=xsrf_header(session),
+                            timeout=30)
+        if model.status_code == 200 and model.json().get("servers", {}).get("", {}).get("ready"):
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"{user}'s server was not ready within {TIMEOUT}s")
+    page = session.get(f"{url}/user/{user}/lab", timeout=30)
+    status = session.get(f"{url}/user/{user}/api/status", timeout=30)
+    if page.status_code != 200 or status.status_code != 200:
+        raise SystemExit(f"{user}'s server is ready but answered {page.status_code}/"
+                         f"{status.status_code} through the proxy")
 
 
 def xsrf_header(session: requests.Session) -> dict[str, str]:
