@@ -1,6 +1,6 @@
 import pytest
 
-from tests.helpers import LOG_FILES
+from tests.helpers import LOG_COLLECTORS, LOG_FILES
 
 LOG_TAIL_CHARS = 6000
 
@@ -14,4 +14,11 @@ def pytest_runtest_makereport(item, call):
             if path.exists():
                 text = path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
                 report.sections.append((f"log {path.name} (tail)", text))
+        for collect in LOG_COLLECTORS:
+            try:
+                sections = collect()
+            except Exception as error:  # noqa: BLE001 - a broken collector must not hide the failure
+                sections = [("log collector failed", repr(error))]
+            for title, text in sections:
+                report.sections.append((title, text[-LOG_TAIL_CHARS:]))
     return report

@@ -17,6 +17,8 @@ import requests
 
 # Log files of the processes a test started; printed when a test fails (conftest hook).
 LOG_FILES: list[Path] = []
+# Callables returning (title, text) pairs of live logs (e.g. containers), also printed then.
+LOG_COLLECTORS: list[Callable[[], list[tuple[str, str]]]] = []
 
 
 def require(condition: bool, reason: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from personal_hub.cli import read_env_file
-from tests.helpers import LOG_FILES, free_port, require
+from tests.helpers import LOG_COLLECTORS, LOG_FILES, free_port, require
 
 pytestmark = pytest.mark.docker
 
@@ -129,14 +129,17 @@ class Stack:
         assert result.returncode == 0, f"./hub up failed:\n{result.stdout}\n{result.stderr}"
         return result
 
-    def compose(self, *args: str, timeout: float = 300, check: bool = True):
+    def compose(
+        self, *args: str, timeout: float = 300, check: bool = True,
+        env_overrides: dict[str, str] | None = None,
+    ):
         files = ["-f", "compose/docker-compose.yml"]
         if self.env_file().get("JUPYTER_DOMAIN"):
             files += ["-f", "compose/traefik.yml"]
         return run(
             [*compose_command(), "--env-file", "stack.env", *files, *args],
             cwd=self.repo,
-            env=self.environ(),
+            env={**self.environ(), **(env_overrides or {})},
             timeout=timeout,
             check=check,
         )
@@ -153,6 +156,19 @@ class Stack:
 
     def container(self, service: str) -> str:
         return f"{self.prefix}-{service}-1"
+
+    def live_logs(self) -> list[tuple[str, str]]:
+        """Logs of the stack's services and user containers, right now (for a failing test)."""
+        if not (self.repo / "stack.env").exists():
+            return []
+        sections = []
+        for service in ("hub", "proxy", "db"):
+            logs = run(["docker", "logs", "--tail", "80", self.container(service)], check=False)
+            sections.append((f"docker logs {service} (tail)", logs.stdout + logs.stderr))
+        for name in self.user_containers():
+            logs = run(["docker", "logs", "--tail", "60", name], check=False)
+            sections.append((f"docker logs {name} (tail)", logs.stdout + logs.stderr))
+        return sections
 
     def save_logs(self) -> None:
         result = self.compose("logs", "--no-color", "--tail", "200", check=False, timeout=60)
@@ -212,9 +228,11 @@ def copy_checkout(source: Path, target: Path) -> None:
 @pytest.fixture(scope="session")
 def stack(standins):
     stack = Stack(standins)
+    LOG_COLLECTORS.append(stack.live_logs)
     try:
         yield stack
     finally:
         stack.save_logs()
+        LOG_COLLECTORS.remove(stack.live_logs)
         if os.environ.get("HUB_TEST_KEEP_STACK") != "1":
             stack.cleanup()

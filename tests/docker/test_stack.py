@@ -108,6 +108,21 @@ def test_one_command_start_from_a_fresh_copy(stack, started):
     assert page.status_code == 200 and 'name="password"' in page.text
 
 
+def test_compose_build_profile_builds_the_singleuser_image(stack, started):
+    image = f"{stack.prefix}-profile-singleuser:latest"
+    result = stack.compose(
+        "--profile", "build", "build", "singleuser", timeout=900,
+        env_overrides={"HUB_SINGLEUSER_IMAGE": image},
+    )
+    try:
+        info = docker_json("image", "inspect", image)[0]
+        assert info["Config"]["User"] in ("1000", "jovyan"), result.stdout
+        version = run(["docker", "run", "--rm", image, "jupyterhub", "--version"]).stdout
+        assert version.strip() == "6.1.1"
+    finally:
+        run(["docker", "image", "rm", "-f", image], check=False)
+
+
 def test_login_with_the_generated_password(stack, started):
     password = stack.env_file()["JUPYTER_PASSWORD"]
     _, response = login(stack.url, f"{stack.prefix}zoe", password)
