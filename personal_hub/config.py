@@ -19,6 +19,12 @@ IDLE_CULLER = "idle-culler"
 # Least privilege for jupyterhub-idle-culler when it only stops servers (not users).
 IDLE_CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 HOME_MOUNT = "/home/jovyan"
+# JupyterHub sharing, for real-time collaboration: an owner may grant access to their
+# own servers (`shares!user`) and look up the names to share with. Nothing more: the
+# guest's access to one server is granted per share by the hub.
+SHARING_USER_SCOPES = ("shares!user", "read:users:name", "read:groups:name")
+# What JupyterLab's Share dialog may do with the token of the server it runs in.
+SHARING_SERVER_SCOPES = ("read:users:name", "read:groups:name", "shares!user")
 
 
 def apply(settings: Settings, c) -> None:
@@ -28,6 +34,7 @@ def apply(settings: Settings, c) -> None:
     apply_proxy(settings, c)
     apply_authenticator(settings, c)
     apply_spawner(settings, c)
+    apply_sharing(settings, c)
     apply_idle_culler(settings, c)
 
 
@@ -104,6 +111,14 @@ def apply_spawner(settings: Settings, c) -> None:
         c.PersonalLocalSpawner.home_dir_template = str(
             Path(settings.data_dir) / "users" / "{username}"
         )
+
+
+def apply_sharing(settings: Settings, c) -> None:
+    scopes = SHARING_USER_SCOPES if settings.sharing else ()
+    c.JupyterHub.extra_user_scopes = set(scopes)
+    c.Spawner.oauth_client_allowed_scopes = list(
+        SHARING_SERVER_SCOPES if settings.sharing else ()
+    )
 
 
 def apply_idle_culler(settings: Settings, c) -> None:

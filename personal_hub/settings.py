@@ -94,6 +94,7 @@ class Settings:
     cpu_limit: float | None
     idle_timeout_seconds: int
     named_server_limit: int
+    sharing: bool
     timezone: str
     ai_api_keys: Mapping[str, str] = field(repr=False)
     data_dir: str
@@ -155,6 +156,7 @@ class Settings:
             f"user servers:   {servers}",
             f"limits:         {limits}",
             f"idle culling:   {idle}",
+            f"server sharing: {'on' if self.sharing else 'off'}",
             f"time zone:      {self.timezone}",
             f"AI keys set:    {ai}",
             f"data directory: {self.data_dir}",
@@ -200,6 +202,17 @@ def parse_int(text: str, minimum: int, maximum: int | None = None) -> int:
         bound = f"between {minimum}{upper}" if maximum is not None else f"{minimum}{upper}"
         raise ValueError(f"{value} is out of range; it must be {bound}.")
     return value
+
+
+_BOOLEANS = {"true": True, "yes": True, "1": True, "on": True,
+             "false": False, "no": False, "0": False, "off": False}
+
+
+def parse_bool(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{text!r} is not true or false.") from None
 
 
 def parse_user_list(text: str) -> list[str]:
@@ -384,6 +397,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         "HUB_NAMED_SERVER_LIMIT", lambda t: parse_int(t, 0, 100), "use a number from 0 to 100.",
         empty=0,
     )
+    sharing = read.parsed("HUB_SHARING", parse_bool, "use true or false.", empty=True)
     timezone = read.raw("TZ") or "Etc/UTC"
     zone_problem = timezone_problem(timezone)
     if zone_problem:
@@ -466,6 +480,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         cpu_limit=cpu_limit,
         idle_timeout_seconds=idle_timeout,
         named_server_limit=named_limit,
+        sharing=sharing,
         timezone=timezone,
         ai_api_keys=ai_api_keys,
         data_dir=data_dir,

@@ -197,6 +197,13 @@ VARIABLES: tuple[Variable, ...] = (
         "servers",
     ),
     Variable(
+        "HUB_SHARING",
+        "true",
+        "Let users share their server with other users (JupyterLab's Share dialog, JupyterHub "
+        "sharing) for real-time collaboration: true or false. A guest runs code as the owner.",
+        "servers",
+    ),
+    Variable(
         "TZ",
         "Etc/UTC",
         "Time zone of the hub and of every user server, e.g. Europe/Berlin.",

@@ -9,6 +9,8 @@ LOG_TAIL_CHARS = 6000
 def pytest_runtest_makereport(item, call):
     """When a test fails, attach the tail of every log of the processes it ran."""
     report = yield
+    # Fixtures read this to save evidence (e.g. a screenshot) of a failed test.
+    setattr(item, f"rep_{report.when}", report)
     if report.failed:
         for path in LOG_FILES:
             if path.exists():

@@ -382,3 +382,17 @@ def test_init_and_check_work_without_jupyterhub_installed(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Settings are valid" in result.stdout
     assert env_file.is_file()
+
+
+def test_sharing_grants_exactly_the_scopes_the_share_dialog_needs(configure):
+    c = configure()
+    assert c.JupyterHub.extra_user_scopes == {"shares!user", "read:users:name", "read:groups:name"}
+    assert sorted(c.Spawner.oauth_client_allowed_scopes) == [
+        "read:groups:name", "read:users:name", "shares!user",
+    ]
+
+
+def test_sharing_off_grants_nothing_extra(configure):
+    c = configure(HUB_SHARING="false")
+    assert c.JupyterHub.extra_user_scopes == set()
+    assert c.Spawner.oauth_client_allowed_scopes == []

@@ -173,6 +173,9 @@ INVALID = [
     # typos of our own variables
     ("unknown-hub-variable", {"HUB_MEM_LIMT": "2G"}, "HUB_MEM_LIMT"),
     ("unknown-hub-variable-no-match", {"HUB_XYZZY": "1"}, "HUB_XYZZY"),
+    ("sharing-not-a-boolean", {"HUB_SHARING": "maybe"}, "HUB_SHARING"),
+    ("publish-port-out-of-range", {"HUB_PUBLISH_PORT": "70000"}, "HUB_PUBLISH_PORT"),
+    ("publish-address-not-an-ip", {"HUB_PUBLISH_ADDRESS": "localhost:80"}, "HUB_PUBLISH_ADDRESS"),
 ]
 
 
@@ -451,3 +454,11 @@ def test_repr_of_settings_has_no_secret(full_environ, assert_no_secret):
     settings = load_settings(full_environ)
 
     assert_no_secret(repr(settings), full_environ)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("true", True), ("Yes", True), ("1", True), ("off", False), ("false", False), ("", True)],
+)
+def test_sharing_switch(environ, text, expected):
+    assert load_settings({**environ, "HUB_SHARING": text}).sharing is expected
