@@ -1,13 +1,71 @@
-# The single-user image: a docker-stacks data-science notebook plus what the hub needs.
+# The single-user image: a docker-stacks data-science notebook plus the "batteries"
+# (real-time collaboration, SQL cells, AI assistant, DataFrame previews, plotly) and the
+# jupyterhub the hub needs, all installed here at build time, never when a container starts.
 # Build from the repository root:  ./build.sh   (or: docker compose --profile build build singleuser)
 # BASE_IMAGE: python-3.13 tracks the current docker-stacks build (JupyterLab 4.x, which
 # the collaboration packages need). Pin a dated tag (e.g. ...:2026-11-23) for exact rebuilds.
+# Any image that honours docker-stacks' contract works (user jovyan, uid 1000, a Python
+# environment in /opt/conda that jovyan owns, start-notebook.py), e.g. the lighter
+# quay.io/jupyter/minimal-notebook; pip then brings what the batteries need.
 ARG BASE_IMAGE=quay.io/jupyter/datascience-notebook:python-3.13
 FROM ${BASE_IMAGE}
 
-COPY docker/singleuser-requirements.txt /tmp/singleuser-requirements.txt
-# Installed at build time, never when a container starts; no pip cache kept.
-RUN pip install --no-cache-dir --requirement /tmp/singleuser-requirements.txt
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# Installed as the base image's user (jovyan owns /opt/conda), without a pip cache, with
+# bytecode compiled. The base's data stack is held at its versions (pip constraints made
+# from the base's own environment): the batteries must fit the stack the base ships, not
+# replace conda's numpy/pandas/... with wheels. `pip check` fails the build on a broken set.
+# The pins stay in the image, in /opt/conda/share/personal-hub/requirements.txt.
+COPY --chown=${NB_UID}:${NB_GID} docker/singleuser-requirements.txt ${CONDA_DIR}/share/personal-hub/requirements.txt
+RUN pip list --format=freeze \
+      | { grep -i -E '^(numpy|pandas|scipy|scikit[-_]learn|matplotlib|seaborn|statsmodels|sqlalchemy|ipywidgets|numba|pyarrow)==' || true; } \
+      > /tmp/base-stack.txt \
+ && pip install --no-cache-dir --disable-pip-version-check \
+      --constraint /tmp/base-stack.txt \
+      --requirement "${CONDA_DIR}/share/personal-hub/requirements.txt" \
+ && pip check \
+ && rm -f /tmp/base-stack.txt
+
+# The installed itables' DataTables bundle, for the server to serve (see below).
+RUN itables_html="$(python -c 'import itables, os; print(os.path.dirname(itables.__file__))')/html" \
+ && static="${CONDA_DIR}/share/personal-hub/static/personal-hub/itables/$(python -c 'import itables; print(itables.__version__)')" \
+ && mkdir -p "${static}" \
+ && cp "${itables_html}/dt_bundle.js" "${itables_html}/dt_bundle.css" "${static}/"
+
+# Offline and private by default: LiteLLM (Jupyternaut) reads its model cost map from the
+# installed package instead of the internet; FastMCP (under jupyter-ai's MCP server
+# extension) does not check PyPI for updates (offline, that check stalls the MCP server
+# past its 10 s start-up deadline and the extension fails); jupysql
+# (ploomber-core) sends no telemetry and does not check PyPI for new versions either.
+# API keys (OPENAI_API_KEY, ANTHROPIC_API_KEY) come from the container's environment when
+# the hub sets them; none is needed to start.
+ENV LITELLM_LOCAL_MODEL_COST_MAP=True \
+    FASTMCP_CHECK_FOR_UPDATES=off \
+    PLOOMBER_STATS_ENABLED=false \
+    PLOOMBER_VERSION_CHECK_DISABLED=true
+
+# System-wide settings, all outside the persistent home volume (/home/jovyan), read-only
+# for users (a user's ~/.jupyter config still overrides them):
+# - /usr/local/etc/jupyter/jupyter_server_config.json (a system config dir that docker-stacks
+#   leaves empty; its own /etc/jupyter/jupyter_server_config.py stays as it is):
+#   * collaboration state (the Y document store and the file-ID database) in /tmp, never
+#     in the home volume, so it cannot go stale against the files or corrupt them across
+#     restarts;
+#   * jupyter-ai's MCP server on 127.0.0.1: on "localhost" it also binds ::1, which fails
+#     in a container without IPv6, and the MCP server stops;
+#   * JupyterLab's extension manager read-only: the extensions come with the image (a pip
+#     install into /opt/conda would not survive a restart), and its PyPI listing hangs
+#     without internet access;
+#   * /opt/conda/share/personal-hub/static served by the server itself (under
+#     <base URL>static/personal-hub/): the installed itables' DataTables bundle, so
+#     interactive tables work without internet access (a copy: the server does not
+#     follow symbolic links out of a static directory).
+# - /etc/ipython: every kernel turns on interactive DataFrame previews (lazily).
+# - lab settings overrides: no news feed and no update checks (requests to the internet).
+COPY docker/singleuser/jupyter_server_config.json /usr/local/etc/jupyter/
+COPY docker/singleuser/ipython/ /etc/ipython/
+COPY docker/singleuser/lab-overrides.json ${CONDA_DIR}/share/jupyter/lab/settings/overrides.d/personal-hub.json
 
 # DockerSpawner runs the image's default command (start-notebook.py), which starts
 # jupyterhub-singleuser when the hub's API token is in the environment.

@@ -236,3 +236,11 @@ def stack(standins):
         LOG_COLLECTORS.remove(stack.live_logs)
         if os.environ.get("HUB_TEST_KEEP_STACK") != "1":
             stack.cleanup()
+
+
+@pytest.fixture(scope="session")
+def running_stack(stack):
+    """The stack, started if no earlier test started it (modules can run on their own)."""
+    if not (stack.repo / "stack.env").exists():
+        stack.hub_up()
+    return stack

@@ -46,3 +46,9 @@ def test_check_refuses_the_unchanged_example(capsys):
     for variable in VARIABLES:
         if variable.generated:
             assert f"  - {variable.name}: is a placeholder" in err
+
+
+def test_readme_documents_every_variable():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in readme]
+    assert not missing, f"README.md's configuration table lacks {missing}"
