@@ -76,16 +76,19 @@ def values_compose_would_expand(text: str) -> list[str]:
     return names
 
 
-def read_env_file(path: Path) -> dict[str, str]:
+def read_env_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise EnvFileError(
             f"{path} does not exist. Create it with `personal-hub init --env-file {path}`."
         ) from None
     except OSError as error:
         raise EnvFileError(f"{path} cannot be read: {error.strerror}.") from None
-    return parse_env_file(text, str(path))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    return parse_env_file(read_env_text(path), str(path))
 
 
 def readable_by_others(path: Path) -> bool:
@@ -142,11 +145,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.env_file:
         path = Path(args.env_file)
         try:
-            environ = read_env_file(path)
+            text = read_env_text(path)  # read once: parsed, then scanned for '$'
+            environ = parse_env_file(text, str(path))
         except EnvFileError as error:
             print(f"personal-hub: {error}", file=sys.stderr)
             return 1
-        for name in values_compose_would_expand(path.read_text(encoding="utf-8")):
+        for name in values_compose_would_expand(text):
             print(
                 f"warning: {name} contains '$', which docker compose expands. Fix: wrap the "
                 "value in single quotes, or use a value without '$'.",

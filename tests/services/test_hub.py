@@ -187,7 +187,8 @@ def test_non_admin_cannot_list_users(hub, alice):
 
 
 def test_hub_restart_keeps_servers_and_logins(hub, alice, postgres, proxy):
-    assert hub.stop() == 0 or hub.process.popen.returncode in (0, -signal.SIGTERM)
+    # A clean shutdown, not a kill after the stop timeout.
+    assert hub.stop() in (0, -signal.SIGTERM)
     # While the hub is down, the proxy still routes alice to her running server.
     assert "/user/alice" in proxy.routes()
     assert server_status(alice, hub.url, "alice").status_code == 200
