@@ -10,14 +10,14 @@ cd "$(dirname "$0")"
 
 build_singleuser() {
     image=${SINGLEUSER_IMAGE:-${HUB_SINGLEUSER_IMAGE:-personal-jupyter-singleuser:latest}}
-    base=${SINGLEUSER_BASE_IMAGE:-quay.io/jupyter/datascience-notebook:python-3.13}
+    base=${SINGLEUSER_BASE_IMAGE:-quay.io/jupyter/datascience-notebook:2026-08-24}
     echo "==> building $image from $base" >&2
     docker build --file docker/singleuser.Dockerfile --build-arg "BASE_IMAGE=$base" --tag "$image" .
 }
 
 build_hub() {
     image=${HUB_IMAGE:-personal-hub:latest}
-    base=${PYTHON_IMAGE:-python:3.12-slim}
+    base=${PYTHON_IMAGE:-python:3.12.14-slim-trixie}
     echo "==> building $image from $base" >&2
     docker build --file docker/hub.Dockerfile --build-arg "PYTHON_IMAGE=$base" --tag "$image" .
 }

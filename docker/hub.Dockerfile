@@ -1,6 +1,6 @@
 # The hub image: JupyterHub + personal-hub, run from the packaged config.
 # Build from the repository root:  docker build -f docker/hub.Dockerfile .
-ARG PYTHON_IMAGE=python:3.12-slim
+ARG PYTHON_IMAGE=python:3.12.14-slim-trixie
 FROM ${PYTHON_IMAGE}
 
 ENV PYTHONUNBUFFERED=1 \

@@ -2,12 +2,12 @@
 # (real-time collaboration, SQL cells, AI assistant, DataFrame previews, plotly) and the
 # jupyterhub the hub needs, all installed here at build time, never when a container starts.
 # Build from the repository root:  ./build.sh   (or: docker compose --profile build build singleuser)
-# BASE_IMAGE: python-3.13 tracks the current docker-stacks build (JupyterLab 4.x, which
-# the collaboration packages need). Pin a dated tag (e.g. ...:2026-11-23) for exact rebuilds.
+# BASE_IMAGE: an exact, dated docker-stacks build (Python 3.13, JupyterLab 4.x, which the
+# collaboration packages need); a new date is an upgrade you choose (see the docs).
 # Any image that honours docker-stacks' contract works (user jovyan, uid 1000, a Python
 # environment in /opt/conda that jovyan owns, start-notebook.py), e.g. the lighter
 # quay.io/jupyter/minimal-notebook; pip then brings what the batteries need.
-ARG BASE_IMAGE=quay.io/jupyter/datascience-notebook:python-3.13
+ARG BASE_IMAGE=quay.io/jupyter/datascience-notebook:2026-08-24
 FROM ${BASE_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .settings import Settings, SettingsError, load_settings
 
@@ -20,11 +21,24 @@ IDLE_CULLER = "idle-culler"
 IDLE_CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 HOME_MOUNT = "/home/jovyan"
 # JupyterHub sharing, for real-time collaboration: an owner may grant access to their
-# own servers (`shares!user`) and look up the names to share with. Nothing more: the
-# guest's access to one server is granted per share by the hub.
-SHARING_USER_SCOPES = ("shares!user", "read:users:name", "read:groups:name")
-# What JupyterLab's Share dialog may do with the token of the server it runs in.
-SHARING_SERVER_SCOPES = ("read:users:name", "read:groups:name", "shares!user")
+# own servers (`shares!user`) and find the names to share with (the Share dialog searches
+# only with `list:users` / `list:groups`; `read:*:name` limits what a listing shows to
+# names). Nothing more: the guest's access to one server is granted per share by the hub.
+SHARING_USER_SCOPES = (
+    "shares!user", "read:users:name", "read:groups:name", "list:users", "list:groups"
+)
+# What the token a server receives for a visitor may do. These are resolved for the
+# *visitor* who logs in to the server, so they must name that server only: `shares!server`
+# (shares of this server, which only its owner holds), never `shares!user` (which would
+# hand the server's owner the power to share the visitor's own servers).
+SHARING_SERVER_SCOPES = (
+    "access:servers!server",
+    "shares!server",
+    "read:users:name",
+    "read:groups:name",
+    "list:users",
+    "list:groups",
+)
 
 
 def apply(settings: Settings, c) -> None:
@@ -46,6 +60,10 @@ def apply_hub(settings: Settings, c) -> None:
     c.JupyterHub.log_level = settings.log_level
     c.JupyterHub.allow_named_servers = settings.named_server_limit > 0
     c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
+    if settings.public_url:
+        # Behind Traefik, TLS ends in front of the proxy: without the public https URL the
+        # hub sees http and sets login cookies without `Secure`.
+        c.JupyterHub.public_url = settings.public_url
 
 
 def apply_database(settings: Settings, c) -> None:
@@ -86,7 +104,19 @@ def apply_authenticator(settings: Settings, c) -> None:
         auth.allow_all = True
     auth.max_failures_per_user = settings.login_max_failures
     auth.max_failures_per_ip = settings.login_max_failures_per_ip
+    auth.max_failures_shared = settings.login_max_failures_shared
     auth.lockout_seconds = settings.login_lockout_seconds
+    auth.trusted_proxies = trusted_proxies(settings)
+
+
+def trusted_proxies(settings: Settings) -> list[str]:
+    """The hub's own proxy (its API host is the same process) plus the configured ones."""
+    own = (
+        [urlsplit(settings.proxy_api_url).hostname]
+        if settings.external_proxy
+        else ["127.0.0.1", "::1"]  # the hub starts the proxy beside itself
+    )
+    return [*own, *(p for p in settings.trusted_proxies if p not in own)]
 
 
 def apply_spawner(settings: Settings, c) -> None:
@@ -97,6 +127,8 @@ def apply_spawner(settings: Settings, c) -> None:
         c.Spawner.mem_limit = settings.mem_limit_bytes
     if settings.cpu_limit is not None:
         c.Spawner.cpu_limit = settings.cpu_limit
+    c.PersonalDockerSpawner.pids_limit = settings.pids_limit or 0
+    c.PersonalDockerSpawner.cap_add = list(settings.cap_add)
     if settings.spawner == "docker":
         c.JupyterHub.hub_ip = "0.0.0.0"
         c.JupyterHub.hub_connect_ip = settings.hub_connect_host

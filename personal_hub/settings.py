@@ -43,6 +43,21 @@ _HOSTNAME_PATTERN = re.compile(
 )
 _IMAGE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/:@-]*", re.IGNORECASE)
 MIN_MEM_LIMIT = 64 * 1024**2
+MAX_MEM_LIMIT = 1024**5
+MIN_PIDS_LIMIT = 64
+MAX_LOCKOUT_SECONDS = 86400
+MAX_IDLE_TIMEOUT_SECONDS = 365 * 86400
+# Written for "no limit" where a limit is the default.
+UNLIMITED = ("unlimited",)
+# Linux capabilities Docker knows (without the CAP_ prefix).
+CAPABILITIES = frozenset(
+    """AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN
+    DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE
+    LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST
+    NET_RAW PERFMON SETFCAP SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT SYS_CHROOT
+    SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME
+    SYS_TTY_CONFIG SYSLOG WAKE_ALARM""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,9 @@ class Settings:
     allowed_users: frozenset[str]
     login_max_failures: int
     login_max_failures_per_ip: int
+    login_max_failures_shared: int
     login_lockout_seconds: int
+    trusted_proxies: tuple[str, ...]
     domain: str | None
     proxy_api_url: str | None
     proxy_auth_token: str | None = field(repr=False)
@@ -92,6 +109,8 @@ class Settings:
     hub_connect_host: str
     mem_limit_bytes: int | None
     cpu_limit: float | None
+    pids_limit: int | None
+    cap_add: tuple[str, ...]
     idle_timeout_seconds: int
     named_server_limit: int
     sharing: bool
@@ -104,6 +123,11 @@ class Settings:
     @property
     def external_proxy(self) -> bool:
         return self.proxy_api_url is not None
+
+    @property
+    def public_url(self) -> str | None:
+        """The hub's public https URL behind Traefik (TLS ends there), or None."""
+        return f"https://{self.domain}/" if self.domain else None
 
     @property
     def uses_postgres(self) -> bool:
@@ -138,6 +162,8 @@ class Settings:
         limits = (
             f"memory {format_bytes(self.mem_limit_bytes) if self.mem_limit_bytes else 'unlimited'}"
             f", CPU {self.cpu_limit if self.cpu_limit else 'unlimited'}"
+            f", processes {self.pids_limit or 'unlimited'}"
+            f", capabilities {', '.join(self.cap_add) or 'none'}"
         )
         servers = (
             f"Docker containers from {self.singleuser_image} on network {self.docker_network}"
@@ -150,7 +176,11 @@ class Settings:
             f"admin user:     {self.admin_user or '(none)'}",
             f"allowed users:  {users}",
             f"login lockout:  {self.login_max_failures} failures per user / "
-            f"{self.login_max_failures_per_ip} per address in {self.login_lockout_seconds}s",
+            f"{self.login_max_failures_per_ip} per address / "
+            f"{self.login_max_failures_shared} with the shared password "
+            f"in {self.login_lockout_seconds}s",
+            f"public URL:     {self.public_url or '(as requested)'}",
+            f"trusted proxies: the hub's proxy{''.join(', ' + p for p in self.trusted_proxies)}",
             f"database:       {database}",
             f"proxy:          {proxy}",
             f"user servers:   {servers}",
@@ -177,19 +207,67 @@ def format_bytes(value: int) -> str:
 
 
 def parse_bytes(text: str) -> int:
+    from decimal import Decimal
+
     match = _BYTES_PATTERN.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a size.")
     number, unit = match.groups()
-    return int(float(number) * _BYTE_UNITS[unit.upper()])
+    if len(number) > 20:
+        raise ValueError("is far too large a size.")
+    value = int(Decimal(number) * _BYTE_UNITS[unit.upper()])
+    if value > MAX_MEM_LIMIT:
+        raise ValueError(f"{format_bytes(value)} is more than {format_bytes(MAX_MEM_LIMIT)}.")
+    return value
 
 
-def parse_duration(text: str) -> int:
+def parse_limit(parse):
+    """`parse`, but 'unlimited' (or 0) means no limit: None."""
+
+    def parse_or_unlimited(text: str):
+        if text.strip().lower() in UNLIMITED:
+            return None
+        return parse(text)
+
+    return parse_or_unlimited
+
+
+def parse_capabilities(text: str) -> tuple[str, ...]:
+    names = [name.strip().upper().removeprefix("CAP_") for name in text.split(",")]
+    names = [name for name in names if name]
+    unknown = [name for name in names if name not in CAPABILITIES]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a "
+                         "Linux capability.")
+    return tuple(sorted(set(names)))
+
+
+def parse_trusted_proxies(text: str) -> tuple[str, ...]:
+    import ipaddress
+
+    entries = tuple(entry.strip() for entry in text.split(",") if entry.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            if not _HOSTNAME_PATTERN.fullmatch(entry):
+                raise ValueError(
+                    f"{entry!r} is neither an IP address, a network nor a host name."
+                ) from None
+    return entries
+
+
+def parse_duration(text: str, maximum: int | None = None) -> int:
     match = _DURATION_PATTERN.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a duration.")
     number, unit = match.groups()
-    return int(number) * _DURATION_UNITS[unit.lower()]
+    if len(number) > 12:
+        raise ValueError("is far too long a duration.")
+    seconds = int(number) * _DURATION_UNITS[unit.lower()]
+    if maximum is not None and seconds > maximum:
+        raise ValueError(f"{seconds} seconds is longer than the most allowed, {maximum}.")
+    return seconds
 
 
 def parse_int(text: str, minimum: int, maximum: int | None = None) -> int:
@@ -379,18 +457,41 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "use the hub's service name, e.g. hub.",
         )
     mem_limit = read.parsed(
-        "HUB_MEM_LIMIT", parse_bytes, "use a size such as 2G or 512M, or leave it empty."
+        "HUB_MEM_LIMIT",
+        parse_limit(parse_bytes),
+        "use a size such as 2G or 512M, or unlimited.",
+        empty=parse_bytes(BY_NAME["HUB_MEM_LIMIT"].default),
     )
     if mem_limit is not None and mem_limit < MIN_MEM_LIMIT:
         read.problem(
             "HUB_MEM_LIMIT",
             f"{format_bytes(mem_limit)} is too small to run a Jupyter server.",
-            "use at least 64M (1G or more is comfortable), or leave it empty.",
+            "use at least 64M (1G or more is comfortable), or unlimited.",
         )
         mem_limit = None
     cpu_limit = read.parsed("HUB_CPU_LIMIT", _parse_cpus, "use a number of cores such as 1.5.")
+    pids_limit = read.parsed(
+        "HUB_PIDS_LIMIT",
+        parse_limit(lambda t: parse_int(t, MIN_PIDS_LIMIT, 4_194_304)),
+        "use a number such as 1024, or unlimited.",
+        empty=int(BY_NAME["HUB_PIDS_LIMIT"].default),
+    )
+    cap_add = read.parsed(
+        "HUB_CAP_ADD",
+        parse_capabilities,
+        "use capability names such as CHOWN,SETUID, or leave it empty.",
+        empty=(),
+    )
+    trusted_proxies = read.parsed(
+        "HUB_TRUSTED_PROXIES",
+        parse_trusted_proxies,
+        "use IP addresses, networks such as 172.18.0.0/16, or host names, comma-separated.",
+        empty=(),
+    )
     idle_timeout = read.parsed(
-        "HUB_IDLE_TIMEOUT", parse_duration, "use seconds or e.g. 30m, 2h; 0 turns culling off.",
+        "HUB_IDLE_TIMEOUT",
+        lambda t: parse_duration(t, MAX_IDLE_TIMEOUT_SECONDS),
+        "use seconds or e.g. 30m, 2h (at most 365d); 0 turns culling off.",
         empty=0,
     )
     named_limit = read.parsed(
@@ -434,7 +535,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         "use an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0.",
     )
     lockout = read.parsed(
-        "HUB_LOGIN_LOCKOUT", parse_duration, "use seconds or e.g. 5m, 1h.", empty=None
+        "HUB_LOGIN_LOCKOUT",
+        lambda t: parse_duration(t, MAX_LOCKOUT_SECONDS),
+        "use seconds or e.g. 5m, 1h (at most 1d).",
+        empty=None,
     )
     if lockout == 0 or not read.raw("HUB_LOGIN_LOCKOUT"):
         read.problem(
@@ -452,6 +556,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         "use a number such as 20.",
         empty=20,
     )
+    max_failures_shared = read.parsed(
+        "HUB_LOGIN_MAX_FAILURES_SHARED",
+        lambda t: parse_int(t, 1, 100000),
+        "use a number such as 30.",
+        empty=int(BY_NAME["HUB_LOGIN_MAX_FAILURES_SHARED"].default),
+    )
 
     if read.problems:
         raise SettingsError(read.problems)
@@ -462,7 +572,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         allowed_users=frozenset(allowed_users),
         login_max_failures=max_failures,
         login_max_failures_per_ip=max_failures_ip,
+        login_max_failures_shared=max_failures_shared,
         login_lockout_seconds=lockout,
+        trusted_proxies=trusted_proxies,
         domain=domain,
         proxy_api_url=proxy_api_url,
         proxy_auth_token=proxy_auth_token,
@@ -478,6 +590,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         hub_connect_host=connect_host,
         mem_limit_bytes=mem_limit,
         cpu_limit=cpu_limit,
+        pids_limit=pids_limit,
+        cap_add=cap_add,
         idle_timeout_seconds=idle_timeout,
         named_server_limit=named_limit,
         sharing=sharing,

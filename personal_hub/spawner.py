@@ -12,11 +12,12 @@ trying the hub (and testing it) on a machine without Docker.
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import Dict, Unicode, default
+from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 
@@ -62,6 +63,18 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         config=True,
         help="Where the home volume is mounted in the container.",
     )
+    pids_limit = Integer(
+        1024,
+        config=True,
+        help="""Most processes and threads in one user container (a fork bomb stops there).
+        0: no limit.""",
+    )
+    cap_add = List(
+        Unicode(),
+        config=True,
+        help="""Linux capabilities given back to user containers; all others are dropped.
+        The docker-stacks images started as their own user need none. e.g. ['CHOWN'].""",
+    )
 
     def home_volume_name(self) -> str:
         return self.home_volume_template.format(**self.template_namespace())
@@ -83,11 +96,51 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
     def user_cpu_limit(self):
         return self.cpu_limit
 
+    def user_pids_limit(self) -> int:
+        return self.pids_limit
+
+    def user_capabilities(self) -> list[str]:
+        """Capabilities the container keeps (all others are dropped)."""
+        return list(self.cap_add)
+
+    def user_security_options(self) -> list[str]:
+        """No process in the container can gain privileges (setuid binaries, sudo)."""
+        return ["no-new-privileges:true"]
+
+    def user_host_config(self) -> dict:
+        """Docker host settings that protect the host and the other users from this one."""
+        config = {
+            "cap_drop": ["ALL"],
+            "security_opt": self.user_security_options(),
+        }
+        capabilities = self.user_capabilities()
+        if capabilities:
+            config["cap_add"] = capabilities
+        pids = self.user_pids_limit()
+        if pids:
+            config["pids_limit"] = pids
+        if self.mem_limit:
+            # No swap beyond the memory limit: a runaway process is stopped, not swapped.
+            config["memswap_limit"] = self.mem_limit
+        return config
+
     def apply_user_policy(self) -> None:
         """Decide image and limits for this start (subclasses override the methods above)."""
         self.image = self.user_image()
         self.mem_limit = self.user_mem_limit()
         self.cpu_limit = self.user_cpu_limit()
+        if not hasattr(self, "_configured_host_config"):
+            self._configured_host_config = self.extra_host_config
+        configured = self._configured_host_config
+
+        async def host_config(spawner):
+            # What the operator put in `extra_host_config` wins over the policy.
+            extra = spawner._eval_if_callable(configured)
+            if inspect.isawaitable(extra):
+                extra = await extra
+            return {**spawner.user_host_config(), **extra}
+
+        self.extra_host_config = host_config
 
     async def start(self):
         self.apply_user_policy()

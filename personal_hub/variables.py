@@ -90,16 +90,34 @@ VARIABLES: tuple[Variable, ...] = (
         "login",
     ),
     Variable(
+        "HUB_LOGIN_MAX_FAILURES_SHARED",
+        "30",
+        "Failed logins with the shared password, over all usernames and addresses, within "
+        "HUB_LOGIN_LOCKOUT before new shared-password logins pause (addresses that logged in "
+        "successfully in the last 30 days can still log in).",
+        "login",
+    ),
+    Variable(
         "HUB_LOGIN_LOCKOUT",
         "5m",
-        "Window in which failures are counted, and how long a lockout lasts "
-        "(seconds, or with a unit: 90s, 5m, 1h).",
+        "Window in which failures are counted, and how long a first lockout lasts; each "
+        "further lockout lasts twice as long, up to a day (seconds, or 90s, 5m, 1h; at "
+        "most 1d).",
         "login",
     ),
     Variable(
         "JUPYTER_DOMAIN",
         "",
         "Public host name of the hub (used by the Traefik labels), e.g. jupyter.example.com.",
+        "proxy",
+    ),
+    Variable(
+        "HUB_TRUSTED_PROXIES",
+        "",
+        "Reverse proxies in front of the hub's proxy whose X-Forwarded-For is believed, "
+        "comma-separated: IP addresses, networks (CIDR) or host names, e.g. traefik (your "
+        "Traefik container's name). The hub's own proxy is always trusted. Forwarded headers "
+        "from anyone else are ignored.",
         "proxy",
     ),
     Variable(
@@ -172,8 +190,24 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "HUB_MEM_LIMIT",
+        "2G",
+        "Memory limit of each user server, e.g. 2G or 512M (no swap beyond it); a process "
+        "that goes over is stopped by the kernel. unlimited: no limit.",
+        "servers",
+    ),
+    Variable(
+        "HUB_PIDS_LIMIT",
+        "1024",
+        "Most processes and threads in one user server (stops fork bombs). unlimited: no "
+        "limit.",
+        "servers",
+    ),
+    Variable(
+        "HUB_CAP_ADD",
         "",
-        "Memory limit of each user server, e.g. 2G or 512M. Empty: no limit.",
+        "Linux capabilities given back to user containers, comma-separated (all are dropped "
+        "by default; the standard images need none), e.g. CHOWN,SETUID,SETGID for an image "
+        "that starts as root.",
         "servers",
     ),
     Variable(
@@ -267,19 +301,24 @@ COMPOSE_VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("HUB_IMAGE", "personal-hub:latest", "Name of the hub image built here.", "compose"),
     Variable(
-        "PYTHON_IMAGE", "python:3.12-slim", "Base image of the hub image.", "compose"
+        "PYTHON_IMAGE", "python:3.12.14-slim-trixie", "Base image of the hub image.", "compose"
     ),
     Variable(
         "SINGLEUSER_BASE_IMAGE",
-        "quay.io/jupyter/datascience-notebook:python-3.13",
-        "Base image of the single-user image (a docker-stacks image; pin a dated tag for "
-        "exact rebuilds).",
+        "quay.io/jupyter/datascience-notebook:2026-08-24",
+        "Base image of the single-user image (a docker-stacks image, by its dated tag).",
         "compose",
     ),
-    Variable("POSTGRES_IMAGE", "postgres:16", "PostgreSQL image.", "compose"),
+    Variable(
+        "POSTGRES_IMAGE",
+        "postgres:16.15-trixie",
+        "PostgreSQL image. Stay on the same major version (16): a new major needs a dump and "
+        "restore of the database.",
+        "compose",
+    ),
     Variable(
         "CHP_IMAGE",
-        "quay.io/jupyterhub/configurable-http-proxy:5",
+        "quay.io/jupyterhub/configurable-http-proxy:5.3.0",
         "configurable-http-proxy image.",
         "compose",
     ),
@@ -316,4 +355,27 @@ def render_env_file(values: dict[str, str] | None = None) -> str:
             if value is None:
                 value = PLACEHOLDER if variable.generated else variable.default
             lines.append(f"{variable.name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+REFERENCE_START = "<!-- Generated from personal_hub.variables.VARIABLES by render_reference(). -->"
+REFERENCE_END = "<!-- End of generated table. -->"
+
+
+def render_reference() -> str:
+    """The docs' configuration reference: one Markdown table per group."""
+    lines = [REFERENCE_START]
+    for group, title in GROUPS:
+        lines += ["", f"#### {title}", "", "| Variable | Default | Meaning |", "|---|---|---|"]
+        for variable in VARIABLES:
+            if variable.group != group:
+                continue
+            default = f"`{variable.default}`" if variable.default else "*(empty)*"
+            meaning = variable.help.replace("*", "\\*")
+            if variable.secret:
+                meaning += (
+                    " **Secret**; `init` generates it." if variable.generated else " **Secret.**"
+                )
+            lines.append(f"| `{variable.name}` | {default} | {meaning} |")
+    lines += ["", REFERENCE_END]
     return "\n".join(lines) + "\n"

@@ -6,32 +6,31 @@ import logging
 from types import SimpleNamespace
 
 import pytest
+from jupyterhub import orm
 from sample_secrets import ADMIN_PASSWORD, USER_PASSWORD
 from traitlets.config import Config
 
 import personal_hub.authenticator as authenticator_module
-from personal_hub.authenticator import (
-    FailureLog,
-    LoginRefused,
-    PersonalAuthenticator,
-    describe_wait,
-)
+from personal_hub.authenticator import LoginRefused, PersonalAuthenticator, describe_wait
 from personal_hub.config import apply
 from personal_hub.settings import load_settings
 
 WRONG = "wrong-Password-123"
 
 
-def request_from(ip: str = "192.0.2.1"):
-    """The smallest handler JupyterHub passes: only `.request.remote_ip` is read."""
-    return SimpleNamespace(request=SimpleNamespace(remote_ip=ip))
+def request_from(ip: str = "192.0.2.1", headers: dict | None = None):
+    """The smallest handler JupyterHub passes: the request's peer address and headers."""
+    return SimpleNamespace(request=SimpleNamespace(remote_ip=ip, headers=headers or {}))
 
 
 class Clock:
-    """A stand-in for time.monotonic that tests move forward by hand."""
+    """A stand-in for the `time` module that tests move forward by hand."""
 
-    def __init__(self, now: float = 1000.0):
+    def __init__(self, now: float = 1_700_000_000.0):
         self.now = now
+
+    def time(self) -> float:
+        return self.now
 
     def monotonic(self) -> float:
         return self.now
@@ -57,9 +56,9 @@ def make_authenticator(environ, clock):
     return make
 
 
-async def login(auth, username, password, ip="192.0.2.1"):
+async def login(auth, username, password, ip="192.0.2.1", headers=None):
     return await auth.get_authenticated_user(
-        request_from(ip), {"username": username, "password": password}
+        request_from(ip, headers), {"username": username, "password": password}
     )
 
 
@@ -161,6 +160,10 @@ async def fail(auth, username, times, ip="192.0.2.1"):
         assert await login(auth, username, WRONG, ip=ip) is None
 
 
+async def fail_with(auth, username, ip, headers=None):
+    assert await login(auth, username, WRONG, ip=ip, headers=headers) is None
+
+
 async def test_user_is_locked_out_after_max_failures(make_authenticator):
     auth = make_authenticator(HUB_LOGIN_MAX_FAILURES="3", HUB_LOGIN_LOCKOUT="5m")
     await fail(auth, "alice", 3)
@@ -186,7 +189,22 @@ async def test_lockout_of_one_user_does_not_affect_another(make_authenticator):
 
     assert (await login(auth, "bob", USER_PASSWORD))["name"] == "bob"
     with pytest.raises(LoginRefused):
-        await login(auth, "alice", USER_PASSWORD, ip="198.51.100.7")
+        await login(auth, "alice", USER_PASSWORD)
+
+
+async def test_nobody_locks_a_person_out_by_failing_from_elsewhere(make_authenticator):
+    """An attacker who fails on purpose locks their own addresses, not the admin."""
+    auth = make_authenticator(HUB_LOGIN_MAX_FAILURES="3")
+    await fail(auth, "admin", 3, ip="203.0.113.1")
+    for attacker in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+        if attacker != "203.0.113.1":
+            # Each further address gets one guess at a locked name, then it is stopped too.
+            await fail(auth, "admin", 1, ip=attacker)
+        with pytest.raises(LoginRefused):
+            await login(auth, "admin", ADMIN_PASSWORD, ip=attacker)
+
+    user = await login(auth, "admin", ADMIN_PASSWORD, ip="198.51.100.7")
+    assert (user["name"], user["admin"]) == ("admin", True)
 
 
 async def test_address_is_locked_out_across_usernames(make_authenticator):
@@ -222,6 +240,110 @@ async def test_successful_login_clears_the_users_failures(make_authenticator):
     assert (await login(auth, "alice", USER_PASSWORD))["name"] == "alice"
 
 
+async def test_forged_forwarded_headers_do_not_dodge_the_address_limit(make_authenticator):
+    """A new X-Real-Ip / X-Forwarded-For and a new username on every try: still one address."""
+    auth = make_authenticator(HUB_LOGIN_MAX_FAILURES_PER_IP="4")
+    for n in range(4):
+        forged = {"X-Real-Ip": f"10.9.9.{n}", "X-Forwarded-For": f"10.8.8.{n}"}
+        await fail_with(auth, f"user{n}", ip="192.0.2.50", headers=forged)
+
+    with pytest.raises(LoginRefused) as refused:
+        await login(auth, "fresh", USER_PASSWORD, ip="192.0.2.50",
+                    headers={"X-Real-Ip": "10.7.7.7", "X-Forwarded-For": "10.7.7.8"})
+    assert refused.value.status == 429
+
+
+async def test_a_trusted_proxys_forwarded_for_names_the_client(make_authenticator):
+    auth = make_authenticator(HUB_LOGIN_MAX_FAILURES_PER_IP="2")
+    # 127.0.0.1: the proxy the hub runs beside itself (no external proxy configured).
+    through_proxy = {"X-Forwarded-For": "203.0.113.8"}
+    await fail_with(auth, "u1", ip="127.0.0.1", headers=through_proxy)
+    await fail_with(auth, "u2", ip="127.0.0.1", headers=through_proxy)
+
+    with pytest.raises(LoginRefused):
+        await login(auth, "x", USER_PASSWORD, ip="127.0.0.1", headers=through_proxy)
+    other = {"X-Forwarded-For": "203.0.113.9"}
+    assert (await login(auth, "x", USER_PASSWORD, ip="127.0.0.1", headers=other))["name"] == "x"
+
+
+async def test_the_shared_password_has_a_budget_of_its_own(make_authenticator):
+    """Guessing the shared password from many addresses and usernames is still bounded."""
+    auth = make_authenticator(HUB_LOGIN_MAX_FAILURES_SHARED="5")
+    assert await login(auth, "regular", USER_PASSWORD, ip="198.51.100.20")
+    for n in range(5):
+        await fail_with(auth, f"guess{n}", ip=f"203.0.113.{n}")
+
+    with pytest.raises(LoginRefused) as refused:
+        await login(auth, "newcomer", USER_PASSWORD, ip="203.0.113.99")
+    assert refused.value.status == 429
+    # The admin password is not the shared one, and a known address carries on.
+    assert (await login(auth, "admin", ADMIN_PASSWORD, ip="203.0.113.99"))["admin"] is True
+    assert (await login(auth, "regular", USER_PASSWORD, ip="198.51.100.20"))["name"]
+
+
+async def test_lockouts_grow_with_each_repeat(make_authenticator, clock):
+    auth = make_authenticator(HUB_LOGIN_MAX_FAILURES="2", HUB_LOGIN_LOCKOUT="60")
+    await fail(auth, "alice", 2)
+    clock.now += 60
+    await fail(auth, "alice", 2)
+
+    clock.now += 119
+    with pytest.raises(LoginRefused):
+        await login(auth, "alice", USER_PASSWORD)
+    clock.now += 1
+    assert (await login(auth, "alice", USER_PASSWORD))["name"] == "alice"
+
+
+async def test_lockout_survives_a_restart(make_authenticator, tmp_path):
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    first = make_authenticator(HUB_LOGIN_MAX_FAILURES="2")
+    first.lockout_db_url = url
+    await fail(first, "alice", 2)
+
+    restarted = make_authenticator(HUB_LOGIN_MAX_FAILURES="2")
+    restarted.lockout_db_url = url
+    with pytest.raises(LoginRefused):
+        await login(restarted, "alice", USER_PASSWORD)
+
+
+async def test_a_flood_of_new_usernames_does_not_wipe_a_lockout(make_authenticator):
+    auth = make_authenticator(HUB_LOGIN_MAX_FAILURES="2", HUB_LOGIN_MAX_FAILURES_SHARED="100000")
+    await fail(auth, "alice", 2)
+    for n in range(3000):
+        await fail_with(auth, f"flood{n}", ip=f"10.{n // 250}.{n % 250}.1")
+
+    with pytest.raises(LoginRefused):
+        await login(auth, "alice", USER_PASSWORD)
+
+
+@pytest.mark.parametrize("password", ["Grüße-aus-Köln-2026", "пароль-очень-длинный", "🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑"])
+async def test_any_characters_work_in_the_shared_password(make_authenticator, password):
+    auth = make_authenticator(JUPYTER_PASSWORD=password)
+
+    assert (await login(auth, "alice", password))["name"] == "alice"
+    assert await login(auth, "alice", password[:-1] + "ä") is None
+
+
+async def test_a_non_ascii_wrong_password_is_an_ordinary_counted_failure(make_authenticator):
+    auth = make_authenticator(HUB_LOGIN_MAX_FAILURES="2")
+    for typed in ("pässwörd-1234", "\u00ff" * 40):
+        assert await login(auth, "alice", typed) is None
+    with pytest.raises(LoginRefused):
+        await login(auth, "alice", USER_PASSWORD)
+
+
+def test_settings_decide_who_is_admin_at_start_up(make_authenticator):
+    """A renamed or removed JUPYTER_ADMIN_USER loses admin rights when the hub starts."""
+    auth = make_authenticator(JUPYTER_ADMIN_USER="newboss")
+    old_admin = orm.User(name="admin", admin=True)
+    new_admin = orm.User(name="newboss", admin=True)
+
+    auth.add_user(old_admin)
+    auth.add_user(new_admin)
+
+    assert (old_admin.admin, new_admin.admin) == (False, True)
+
+
 async def test_failed_login_logs_never_contain_the_password(make_authenticator, caplog):
     auth = make_authenticator(HUB_LOGIN_MAX_FAILURES="2")
     secret_attempt = "Almost-" + USER_PASSWORD
@@ -239,75 +361,6 @@ async def test_failed_login_logs_never_contain_the_password(make_authenticator, 
     for text in messages:
         for password in (secret_attempt, USER_PASSWORD, ADMIN_PASSWORD):
             assert password not in text
-
-
-# ---------------------------------------------------------------- FailureLog
-
-
-def test_failures_slide_out_of_the_window():
-    log = FailureLog(window_seconds=30)
-    for now in (0, 10, 20):
-        log.record("alice", now)
-
-    assert [log.count("alice", now) for now in (25, 30, 40, 45, 50)] == [3, 2, 1, 1, 0]
-
-
-def test_record_returns_the_recent_count():
-    log = FailureLog(window_seconds=30)
-
-    assert [log.record("alice", now) for now in (0, 10, 20, 35)] == [1, 2, 3, 3]
-
-
-@pytest.mark.parametrize(
-    ("limit", "now", "expected"),
-    [
-        (4, 20, None),  # fewer failures than the limit: not locked out
-        (3, 20, 10),  # the oldest of the last 3 failures (t=0) ages out at t=30
-        (2, 20, 20),  # the oldest of the last 2 failures (t=10) ages out at t=40
-        (1, 20, 30),
-        (3, 25, 5),
-        (3, 30, None),  # t=0 has aged out: 2 failures left
-    ],
-)
-def test_retry_after(limit, now, expected):
-    log = FailureLog(window_seconds=30)
-    for when in (0, 10, 20):
-        log.record("alice", when)
-
-    assert log.retry_after("alice", limit, now) == expected
-
-
-def test_unknown_key_is_not_locked_out():
-    assert FailureLog(window_seconds=30).retry_after("nobody", 1, now=0) is None
-
-
-def test_clear_forgets_a_key():
-    log = FailureLog(window_seconds=30)
-    log.record("alice", 0)
-    log.record("bob", 0)
-
-    log.clear("alice")
-    log.clear("never-seen")
-
-    assert (log.count("alice", 1), log.count("bob", 1)) == (0, 1)
-
-
-def test_memory_is_bounded_forgetting_the_least_recent_key():
-    log = FailureLog(window_seconds=300, max_keys=3)
-    for now, key in enumerate(["a", "b", "c", "a", "d"]):
-        log.record(key, now)
-
-    assert {key: log.count(key, 10) for key in "abcd"} == {"a": 2, "b": 0, "c": 1, "d": 1}
-
-
-def test_many_keys_stay_within_the_bound():
-    log = FailureLog(window_seconds=300, max_keys=100)
-    keys = [f"client-{i}" for i in range(1000)]
-    for i, key in enumerate(keys):
-        log.record(key, i * 0.01)
-
-    remembered = [key for key in keys if log.count(key, 10)]
-    assert remembered == keys[-100:]
 
 
 @pytest.mark.parametrize(

@@ -118,13 +118,16 @@ def test_local_mode(configure):
 @pytest.mark.parametrize(
     ("changes", "mem_limit", "cpu_limit"),
     [
-        ({}, None, None),
-        ({"HUB_MEM_LIMIT": "2G"}, 2 * 1024**3, None),
-        ({"HUB_CPU_LIMIT": "1.5"}, None, 1.5),
+        # A memory limit by default (protects the host from one user); CPU unlimited.
+        ({}, 2 * 1024**3, None),
+        ({"HUB_MEM_LIMIT": ""}, 2 * 1024**3, None),
+        ({"HUB_MEM_LIMIT": "unlimited"}, None, None),
+        ({"HUB_MEM_LIMIT": "4G"}, 4 * 1024**3, None),
+        ({"HUB_CPU_LIMIT": "1.5"}, 2 * 1024**3, 1.5),
         ({"HUB_MEM_LIMIT": "512M", "HUB_CPU_LIMIT": "2"}, 512 * 1024**2, 2.0),
     ],
 )
-def test_limits_only_when_set(configure, changes, mem_limit, cpu_limit):
+def test_limits(configure, changes, mem_limit, cpu_limit):
     spawner_config = configure(**changes).Spawner
 
     assert spawner_config.get("mem_limit") == mem_limit
@@ -386,9 +389,14 @@ def test_init_and_check_work_without_jupyterhub_installed(tmp_path):
 
 def test_sharing_grants_exactly_the_scopes_the_share_dialog_needs(configure):
     c = configure()
-    assert c.JupyterHub.extra_user_scopes == {"shares!user", "read:users:name", "read:groups:name"}
+    assert c.JupyterHub.extra_user_scopes == {
+        "shares!user", "read:users:name", "read:groups:name", "list:users", "list:groups",
+    }
+    # Resolved for the *visitor* of a server: only this server's shares, never the
+    # visitor's own (`shares!user` here would let a server's owner share the visitor's).
     assert sorted(c.Spawner.oauth_client_allowed_scopes) == [
-        "read:groups:name", "read:users:name", "shares!user",
+        "access:servers!server", "list:groups", "list:users", "read:groups:name",
+        "read:users:name", "shares!server",
     ]
 
 

@@ -7,6 +7,7 @@ resolves the stack the way a user's `docker compose up` would see it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from personal_hub.cli import generated_values
-from personal_hub.variables import render_env_file
+from personal_hub.variables import BY_NAME, render_env_file
 from tests.helpers import require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,8 +95,7 @@ def test_compose_stack_shape(compose_config):
     assert set(db["environment"]) == {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"}
     # The database is on an internal network with the hub only.
     assert set(db["networks"]) == {"db-net"}
-    assert set(hub["networks"]) == {"jupyterhub-net", "db-net"}
-    assert set(proxy["networks"]) == {"jupyterhub-net"}
+    assert set(proxy["networks"]) == {"jupyterhub-net", "hub-proxy-net"}
     assert config["networks"]["db-net"]["internal"] is True
     assert config["networks"]["jupyterhub-net"]["name"] == "jupyterhub-net"
     assert hub["depends_on"]["db"]["condition"] == "service_healthy"
@@ -103,7 +103,14 @@ def test_compose_stack_shape(compose_config):
     for service in (proxy, hub, db):
         assert service["restart"] == "unless-stopped"
     assert "healthcheck" in db and "healthcheck" in proxy
-    assert hub["environment"]["HUB_PROXY_API_URL"] == "http://proxy:8001"
+    # The proxy API is on a network of its own, shared with the hub only.
+    assert hub["environment"]["HUB_PROXY_API_URL"] == "http://proxy-api:8001"
+    assert "--api-ip=proxy-api" in proxy["command"]
+    assert proxy["networks"]["hub-proxy-net"]["aliases"] == ["proxy-api"]
+    assert config["networks"]["hub-proxy-net"]["internal"] is True
+    assert set(hub["networks"]) == {"jupyterhub-net", "hub-proxy-net", "db-net"}
+    assert set(db["networks"]) == {"db-net"}
+    assert hub["environment"]["HUB_TRUSTED_PROXIES"] == "proxy-public,"
     assert hub["environment"]["POSTGRES_HOST"] == "db"
     volumes = {volume["target"]: volume["source"] for volume in hub["volumes"]}
     assert volumes["/srv/jupyterhub"] == "jupyterhub_data"
@@ -115,9 +122,34 @@ def test_compose_stack_shape(compose_config):
 def test_compose_upstream_images_are_the_real_defaults(compose_config):
     config = compose_config("docker-compose.yml")
     services = config["services"]
-    assert services["proxy"]["image"] == "quay.io/jupyterhub/configurable-http-proxy:5"
-    assert services["db"]["image"] == "postgres:16"
-    assert services["hub"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.12-slim"
+    assert services["proxy"]["image"] == BY_NAME["CHP_IMAGE"].default
+    assert services["db"]["image"] == BY_NAME["POSTGRES_IMAGE"].default
+    assert services["hub"]["build"]["args"]["PYTHON_IMAGE"] == BY_NAME["PYTHON_IMAGE"].default
+    singleuser = compose_config("docker-compose.yml", profile="build")["services"]["singleuser"]
+    assert singleuser["build"]["args"]["BASE_IMAGE"] == BY_NAME["SINGLEUSER_BASE_IMAGE"].default
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("docker/hub.Dockerfile", "ARG PYTHON_IMAGE={PYTHON_IMAGE}"),
+        ("docker/singleuser.Dockerfile", "ARG BASE_IMAGE={SINGLEUSER_BASE_IMAGE}"),
+        ("build.sh", "${{SINGLEUSER_BASE_IMAGE:-{SINGLEUSER_BASE_IMAGE}}}"),
+        ("build.sh", "${{PYTHON_IMAGE:-{PYTHON_IMAGE}}}"),
+    ],
+)
+def test_image_defaults_repeat_the_declared_ones(path, text):
+    defaults = {name: variable.default for name, variable in BY_NAME.items()}
+    assert text.format(**defaults) in (REPO / path).read_text()
+
+
+@pytest.mark.parametrize(
+    "name", ["CHP_IMAGE", "POSTGRES_IMAGE", "PYTHON_IMAGE", "SINGLEUSER_BASE_IMAGE"]
+)
+def test_upstream_images_are_exact_versions(name):
+    """A moving tag (5, 16, python-3.13, latest) would change under the user."""
+    tag = BY_NAME[name].default.rpartition(":")[2]
+    assert re.search(r"\d+\.\d+\.\d+|\d+\.\d+-|\d{4}-\d{2}-\d{2}", tag), tag
 
 
 def test_compose_singleuser_build_profile(compose_config):
@@ -139,6 +171,8 @@ def test_compose_traefik_mode(compose_config):
     assert labels["traefik.http.routers.personal-hub.rule"] == "Host(`jupyter.example.com`)"
     assert labels["traefik.docker.network"] == "traefik_default"
     assert labels["traefik.http.services.personal-hub.loadbalancer.server.port"] == "8000"
-    assert set(proxy["networks"]) == {"jupyterhub-net", "traefik"}
+    assert set(proxy["networks"]) == {"jupyterhub-net", "hub-proxy-net", "traefik"}
+    hub = config["services"]["hub"]
+    assert "traefik" in hub["networks"] and hub["labels"]["traefik.enable"] == "false"
     assert config["networks"]["traefik"]["external"] is True
     assert config["networks"]["traefik"]["name"] == "traefik_default"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from personal_hub.cli import main, parse_env_file
+from personal_hub import variables
 from personal_hub.variables import PLACEHOLDER, VARIABLES, render_env_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example-stack.env"
@@ -52,3 +53,12 @@ def test_readme_documents_every_variable():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in readme]
     assert not missing, f"README.md's configuration table lacks {missing}"
+
+
+def test_readme_reference_is_the_rendered_table():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index(variables.REFERENCE_START)
+    end = readme.index(variables.REFERENCE_END) + len(variables.REFERENCE_END) + 1
+    assert readme[start:end] == variables.render_reference(), (
+        "regenerate the README's table with personal_hub.variables.render_reference()"
+    )

@@ -285,8 +285,13 @@ def test_defaults_of_a_minimal_environment(make_settings):
     assert settings.singleuser_image == "personal-jupyter-singleuser:latest"
     assert settings.docker_network == "jupyterhub-net"
     assert settings.hub_connect_host == "hub"
-    assert settings.mem_limit_bytes is None
+    assert settings.mem_limit_bytes == 2 * 1024**3
     assert settings.cpu_limit is None
+    assert settings.pids_limit == 1024
+    assert settings.cap_add == ()
+    assert settings.trusted_proxies == ()
+    assert settings.login_max_failures_shared == 30
+    assert settings.public_url is None
     assert settings.idle_timeout_seconds == 3600
     assert settings.named_server_limit == 0
     assert settings.timezone == "Etc/UTC"
@@ -443,7 +448,9 @@ def test_summary_has_no_secret(full_environ, assert_no_secret):
 def test_summary_of_defaults(make_settings):
     summary = make_settings(HUB_MEM_LIMIT="1.5G", HUB_CPU_LIMIT="2").summary()
 
-    assert "limits:         memory 1536M, CPU 2.0" in summary
+    assert (
+        "limits:         memory 1536M, CPU 2.0, processes 1024, capabilities none" in summary
+    )
     assert "idle culling:   3600s" in summary
     assert "AI keys set:    none" in summary
     assert "allowed users:  anyone with the shared password" in summary

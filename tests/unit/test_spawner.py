@@ -131,9 +131,12 @@ async def test_container_of_a_user(spawn, username, escaped):
     assert host["Binds"] == [f"jupyterhub-user-{escaped}:/home/jovyan:rw"]
     assert host["NetworkMode"] == "jupyterhub-net"
     assert host["AutoRemove"] is True
-    assert host.get("Memory", 0) == 0, "no memory limit (0 is Docker's 'unlimited')"
+    assert host["Memory"] == host["MemorySwap"] == 2 * GIB, "2G by default, no swap beyond"
     assert "CpuQuota" not in host
-    assert "MEM_LIMIT" not in created["environment"]
+    assert host["CapDrop"] == ["ALL"] and "CapAdd" not in host
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["PidsLimit"] == 1024
+    assert created["environment"]["MEM_LIMIT"] == str(2 * GIB)
     assert "PortBindings" not in host, "reached over the Docker network, never published"
 
 
@@ -260,9 +263,10 @@ async def test_subclass_overriding_one_method_changes_only_that_argument(spawn):
     assert policy["host_config"]["Memory"] == 4 * GIB
     assert non_admin["host_config"]["Memory"] == 2 * GIB
     # MEM_LIMIT tells the server its own limit, so it follows the policy too
-    assert without(policy, host_keys=["Memory"], env_keys=["MEM_LIMIT"]) == without(
-        plain, host_keys=["Memory"], env_keys=["MEM_LIMIT"]
-    )
+    # ...and so does the swap cap (no swap beyond the memory limit)
+    assert policy["host_config"]["MemorySwap"] == 4 * GIB
+    changed = {"host_keys": ["Memory", "MemorySwap"], "env_keys": ["MEM_LIMIT"]}
+    assert without(policy, **changed) == without(plain, **changed)
 
 
 async def test_subclass_adding_a_volume(spawn):
