@@ -102,8 +102,11 @@ def generated_values(overrides: Mapping[str, str] | None = None) -> dict[str, st
 
 
 def write_private_file(path: Path, text: str, *, force: bool) -> None:
-    """Write `text` to `path` with mode 0600 from the first byte (no window for others)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    """Write `text` to `path` with mode 0600 from the first byte (no window for others).
+
+    Never through a symbolic link: `--force` must not overwrite the file a link points to.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
     fd = os.open(path, flags, 0o600)
     try:
         os.fchmod(fd, 0o600)
@@ -117,6 +120,10 @@ def write_private_file(path: Path, text: str, *, force: bool) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     path = Path(args.env_file)
+    if path.is_symlink():
+        print(f"{path} is a symbolic link; nothing was changed. Fix: remove the link, or "
+              "name the real file with --env-file.", file=sys.stderr)
+        return 1
     if path.exists() and not args.force:
         print(
             f"{path} already exists; nothing was changed. "
@@ -241,6 +248,70 @@ def cmd_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def replace_value(text: str, name: str, value: str) -> str:
+    """The env file with every `name=` line set to `value` (appended if there was none)."""
+    lines, found = [], False
+    for line in text.splitlines():
+        key, sep, _ = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == name:
+            line, found = f"{name}={value}", True
+        lines.append(line)
+    if not found:
+        lines.append(f"{name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def rotate_password(path: Path) -> str:
+    """A new JUPYTER_PASSWORD in the env file (written as a new private file); returns it."""
+    password = generate_secret(BY_NAME["JUPYTER_PASSWORD"])
+    text = replace_value(read_env_text(path), "JUPYTER_PASSWORD", password)
+    parse_env_file(text, str(path))  # never write a file the hub could not read
+    temporary = path.with_name(f".{path.name}.rotating")
+    temporary.unlink(missing_ok=True)
+    write_private_file(temporary, text, force=False)
+    os.replace(temporary, path)
+    return password
+
+
+def cmd_rotate_password(args: argparse.Namespace) -> int:
+    try:
+        password = rotate_password(Path(args.env_file))
+    except (EnvFileError, OSError) as error:
+        print(f"personal-hub: {error}", file=sys.stderr)
+        return 1
+    print(f"New shared password (written to {args.env_file} as JUPYTER_PASSWORD; shown once):")
+    print(password)
+    return 0
+
+
+def cmd_revoke_logins(args: argparse.Namespace) -> int:
+    from .revoke import revoke_logins, stop_docker_server, stop_local_server
+
+    try:
+        environ = run_environment(args, os.environ)
+        settings = load_settings(environ)
+    except EnvFileError as error:
+        print(f"personal-hub: {error}", file=sys.stderr)
+        return 1
+    except SettingsError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    stop = stop_docker_server if settings.spawner == "docker" else stop_local_server
+    try:
+        revoked = revoke_logins(settings.database_url(), settings.data_dir, stop)
+    except Exception as error:  # noqa: BLE001 - a clear line, never a traceback
+        print(f"personal-hub: could not revoke logins: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return 1
+    print(revoked.summary())
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    status = cmd_rotate_password(args)
+    return status or cmd_revoke_logins(args)
+
+
 def cmd_config_path(args: argparse.Namespace) -> int:
     print(config_path())
     return 0
@@ -308,6 +379,43 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--env-file", default=DEFAULT_ENV_FILE, help="env file (stack.env)")
     get.add_argument("names", nargs="+", metavar="NAME", help="variable names")
     get.set_defaults(handler=cmd_get)
+
+    rotate_help = (
+        "For when someone leaves. Run it with the hub stopped, then start the hub: the shared "
+        "password changes, every login cookie and every user's token stops working, running "
+        "servers are stopped; users, files and shares stay. (./hub rotate does all of it "
+        "for the Docker stack.)"
+    )
+    rotate = commands.add_parser(
+        "rotate",
+        help="new shared password, everyone logged out, all tokens revoked",
+        description=rotate_help,
+    )
+    rotate.add_argument("--env-file", default=DEFAULT_ENV_FILE, help="env file (stack.env)")
+    rotate.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
+    rotate.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
+    rotate.set_defaults(handler=cmd_rotate)
+
+    rotate_password_parser = commands.add_parser(
+        "rotate-password",
+        help="write a new shared password into the env file and print it once",
+        description="Write a new random JUPYTER_PASSWORD into the env file (mode 600) and "
+        "print it once. Standard library only. Logins are revoked by revoke-logins.",
+    )
+    rotate_password_parser.add_argument(
+        "--env-file", default=DEFAULT_ENV_FILE, help="env file (stack.env)"
+    )
+    rotate_password_parser.set_defaults(handler=cmd_rotate_password)
+
+    revoke = commands.add_parser(
+        "revoke-logins",
+        help="log everyone out and revoke every user token (hub stopped)",
+        description=rotate_help,
+    )
+    revoke.add_argument("--env-file", help="env file to load (default: the environment)")
+    revoke.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
+    revoke.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
+    revoke.set_defaults(handler=cmd_revoke_logins)
 
     path = commands.add_parser(
         "config-path",

@@ -100,10 +100,11 @@ def xsrf_from(session: requests.Session) -> str:
 
 
 def login(
-    base_url: str, username: str, password: str
+    base_url: str, username: str, password: str, *, session: requests.Session | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[requests.Session, requests.Response]:
     """Log in through the real login form (with its XSRF token), as a browser would."""
-    session = requests.Session()
+    session = session or requests.Session()
     page = session.get(f"{base_url}/hub/login", timeout=10)
     assert page.status_code == 200, page.text[:500]
     match = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text)
@@ -111,6 +112,7 @@ def login(
     response = session.post(
         f"{base_url}/hub/login",
         data={"_xsrf": match.group(1), "username": username, "password": password},
+        headers=headers,
         allow_redirects=False,
         timeout=30,
     )
@@ -121,3 +123,22 @@ def login_error(response: requests.Response) -> str:
     """The error text JupyterHub's login page shows, or ''."""
     match = re.search(r'class="login_error">\s*(.*?)\s*</p>', response.text, re.S)
     return match.group(1) if match else ""
+
+
+class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session_from(source: str) -> requests.Session:
+    """A session whose connections come from `source`, another loopback address
+    (127.0.0.0/8 is all loopback): a second client, as the proxy and the hub see it."""
+    session = requests.Session()
+    adapter = _SourceAddressAdapter(source)
+    session.mount("http://", adapter)
+    return session

@@ -316,7 +316,9 @@ async def test_a_flood_of_new_usernames_does_not_wipe_a_lockout(make_authenticat
         await login(auth, "alice", USER_PASSWORD)
 
 
-@pytest.mark.parametrize("password", ["Grüße-aus-Köln-2026", "пароль-очень-длинный", "🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑"])
+@pytest.mark.parametrize(
+    "password", ["Grüße-aus-Köln-2026", "пароль-очень-длинный", "🔑" * 12]
+)
 async def test_any_characters_work_in_the_shared_password(make_authenticator, password):
     auth = make_authenticator(JUPYTER_PASSWORD=password)
 

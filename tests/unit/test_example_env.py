@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from personal_hub.cli import main, parse_env_file
 from personal_hub import variables
+from personal_hub.cli import main, parse_env_file
 from personal_hub.variables import PLACEHOLDER, VARIABLES, render_env_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example-stack.env"
