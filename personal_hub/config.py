@@ -50,6 +50,7 @@ def apply(settings: Settings, c) -> None:
     apply_spawner(settings, c)
     apply_sharing(settings, c)
     apply_idle_culler(settings, c)
+    apply_roles(settings, c)
 
 
 def apply_hub(settings: Settings, c) -> None:
@@ -156,7 +157,6 @@ def apply_sharing(settings: Settings, c) -> None:
 def apply_idle_culler(settings: Settings, c) -> None:
     if not settings.idle_timeout_seconds:
         c.JupyterHub.services = []
-        c.JupyterHub.load_roles = []
         return
     c.JupyterHub.services = [
         {
@@ -170,9 +170,17 @@ def apply_idle_culler(settings: Settings, c) -> None:
             ],
         }
     ]
-    c.JupyterHub.load_roles = [
-        {"name": IDLE_CULLER, "scopes": list(IDLE_CULLER_SCOPES), "services": [IDLE_CULLER]}
-    ]
+
+
+def apply_roles(settings: Settings, c) -> None:
+    """The admin role's users are exactly the configured admin: a renamed or removed
+    JUPYTER_ADMIN_USER loses the role at the next start (the settings are the truth)."""
+    roles = [{"name": "admin", "users": [settings.admin_user] if settings.admin_user else []}]
+    if settings.idle_timeout_seconds:
+        roles.append(
+            {"name": IDLE_CULLER, "scopes": list(IDLE_CULLER_SCOPES), "services": [IDLE_CULLER]}
+        )
+    c.JupyterHub.load_roles = roles
 
 
 def culler_interval(timeout_seconds: int) -> int:

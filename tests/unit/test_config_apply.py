@@ -220,7 +220,8 @@ def test_idle_culler_service_and_least_privilege_role(configure, timeout, second
     assert service["name"] == "idle-culler"
     assert service["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
     assert f"--timeout={seconds}" in service["command"]
-    (role,) = c.JupyterHub.load_roles
+    admin_role, role = c.JupyterHub.load_roles
+    assert admin_role == {"name": "admin", "users": ["admin"]}
     assert role["services"] == ["idle-culler"]
     assert role["scopes"] == CULLER_SCOPES
 
@@ -229,7 +230,15 @@ def test_no_idle_culler_when_the_timeout_is_zero(configure):
     c = configure(HUB_IDLE_TIMEOUT="0")
 
     assert c.JupyterHub.services == []
-    assert c.JupyterHub.load_roles == []
+    assert c.JupyterHub.load_roles == [{"name": "admin", "users": ["admin"]}]
+
+
+@pytest.mark.parametrize(("admin", "users"), [("boss", ["boss"]), ("", [])])
+def test_the_admin_role_holds_exactly_the_configured_admin(configure, admin, users):
+    """Exact membership: JupyterHub takes the role away from anyone else at start-up."""
+    c = configure(JUPYTER_ADMIN_USER=admin)
+
+    assert c.JupyterHub.load_roles[0] == {"name": "admin", "users": users}
 
 
 @pytest.mark.parametrize(("limit", "allowed"), [("0", False), ("3", True)])
@@ -247,10 +256,10 @@ def test_apply_does_not_share_mutable_values(make_settings):
     apply(settings, first)
     apply(settings, second)
 
-    first.JupyterHub.load_roles[0]["scopes"].append("admin:users")
+    first.JupyterHub.load_roles[1]["scopes"].append("admin:users")
     first.PersonalAuthenticator.allowed_users.add("mallory")
 
-    assert second.JupyterHub.load_roles[0]["scopes"] == CULLER_SCOPES
+    assert second.JupyterHub.load_roles[1]["scopes"] == CULLER_SCOPES
     assert second.PersonalAuthenticator.allowed_users == {"alice"}
     assert settings.allowed_users == frozenset({"alice"})
 
