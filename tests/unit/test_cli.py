@@ -415,3 +415,33 @@ def test_run_with_a_relative_data_dir_in_the_env_file(tmp_path, environ, execve)
     (call,) = execve
     seen_by_the_hub = (Path(call["cwd"]) / call["env"]["HUB_DATA_DIR"]).resolve()
     assert seen_by_the_hub == (tmp_path / "hub-data").resolve()
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_init_never_writes_through_a_symbolic_link(tmp_path, capsys, force):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious\n")
+    link = tmp_path / "stack.env"
+    link.symlink_to(target)
+
+    assert main(["init", "--env-file", str(link), *force]) == 1
+
+    assert target.read_text() == "precious\n"
+    assert "symbolic link" in capsys.readouterr().err
+
+
+def test_rotate_password_changes_only_the_shared_password(tmp_path, capsys):
+    path = tmp_path / "stack.env"
+    assert main(["init", "--env-file", str(path)]) == 0
+    before = parse_env_file(path.read_text())
+    capsys.readouterr()
+
+    assert main(["rotate-password", "--env-file", str(path)]) == 0
+
+    after = parse_env_file(path.read_text())
+    printed = capsys.readouterr().out.splitlines()[1]
+    assert after["JUPYTER_PASSWORD"] == printed != before["JUPYTER_PASSWORD"]
+    assert {k: v for k, v in after.items() if k != "JUPYTER_PASSWORD"} == {
+        k: v for k, v in before.items() if k != "JUPYTER_PASSWORD"
+    }
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
