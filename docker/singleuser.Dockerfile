@@ -49,6 +49,9 @@ ENV LITELLM_LOCAL_MODEL_COST_MAP=True \
 # for users (a user's ~/.jupyter config still overrides them):
 # - /usr/local/etc/jupyter/jupyter_server_config.json (a system config dir that docker-stacks
 #   leaves empty; its own /etc/jupyter/jupyter_server_config.py stays as it is):
+#   * the hub's answers about a login cached for 30 s, not 5 minutes, and the
+#     personal_hub_guard server extension, which closes the live collaboration connections
+#     of a login that lost access: a revoked guest's open tab stops within 40 s;
 #   * collaboration state (the Y document store and the file-ID database) in /tmp, never
 #     in the home volume, so it cannot go stale against the files or corrupt them across
 #     restarts;
@@ -63,7 +66,12 @@ ENV LITELLM_LOCAL_MODEL_COST_MAP=True \
 #     follow symbolic links out of a static directory).
 # - /etc/ipython: every kernel turns on interactive DataFrame previews (lazily).
 # - lab settings overrides: no news feed and no update checks (requests to the internet).
+COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py /tmp/personal-hub/
+RUN cp /tmp/personal-hub/personal_hub_guard.py \
+      "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/" \
+ && rm -r /tmp/personal-hub
 COPY docker/singleuser/jupyter_server_config.json /usr/local/etc/jupyter/
+COPY docker/singleuser/personal_hub_guard.json /usr/local/etc/jupyter/jupyter_server_config.d/
 COPY docker/singleuser/ipython/ /etc/ipython/
 COPY docker/singleuser/lab-overrides.json ${CONDA_DIR}/share/jupyter/lab/settings/overrides.d/personal-hub.json
 

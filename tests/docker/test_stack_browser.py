@@ -2,17 +2,20 @@
 
 It logs in through the proxy's login form, waits for JupyterLab, checks that the
 collaboration and SQL front-end extensions are loaded, runs a cell and reads its
-output. On failure a screenshot is saved under test-artifacts/.
+output; and two people share a server with JupyterLab's Share dialog, edit one notebook
+live, and the owner revokes the share. On failure screenshots are saved under
+test-artifacts/.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.docker.conftest import REPO
-from tests.helpers import require
+from tests.docker.conftest import REPO, run
+from tests.helpers import login, require, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -29,6 +32,40 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = REPO / "test-artifacts"
 TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def browser(request):
+    """A Chromium; `browser.new_person()` is a page in a context of its own (own cookies)."""
+    require(Path(CHROMIUM).exists(), "Chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    require(sync_playwright is not None, "Playwright is not installed (pip install playwright)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pages = []
+
+        def new_person():
+            context = chromium.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            pages.append(page)
+            return page
+
+        chromium.new_person = new_person
+        try:
+            yield chromium
+        finally:
+            report = getattr(request.node, "rep_call", None)
+            if report is None or report.failed:
+                ARTIFACTS.mkdir(exist_ok=True)
+                for number, page in enumerate(pages):
+                    page.screenshot(
+                        path=str(ARTIFACTS / f"{request.node.name}-{number}.png"), full_page=True
+                    )
+            chromium.close()
 
 
 @pytest.fixture
@@ -86,3 +123,102 @@ def test_browser_logs_in_and_runs_a_cell_in_jupyterlab(running_stack, browser_pa
     output = page.locator(".jp-OutputArea-output").first
     output.wait_for(timeout=TIMEOUT_MS)
     assert "42 from the browser" in output.inner_text()
+
+
+def log_in(page, url: str, user: str, password: str, next_path: str = "") -> None:
+    page.goto(f"{url}/hub/login" + (f"?next={next_path}" if next_path else ""))
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+
+
+def cell_text(page) -> str:
+    return page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.inner_text()
+
+
+def open_share_dialog(page):
+    page.locator('jp-button[data-command="collaboration:shared-link"]').click()
+    dialog = page.locator(".jp-Dialog").first
+    dialog.locator(".jp-ManageSharesBody-search-input").wait_for()
+    return dialog
+
+
+def test_share_dialog_adds_a_guest_who_co_edits_until_revoked(running_stack, browser):
+    stack = running_stack
+    password = stack.env_file()["JUPYTER_PASSWORD"]
+    owner, guest = f"{stack.prefix}own", f"{stack.prefix}gst"
+    # The guest has logged in once, so the dialog's search can find them.
+    assert login(stack.url, guest, password)[1].status_code == 302
+    notebook = f"/user/{owner}/lab/tree/dialog.ipynb"
+
+    me = browser.new_person()
+    log_in(me, stack.url, owner, password)
+    me.wait_for_url(f"**/user/{owner}/lab**")
+    xsrf = next(c["value"] for c in me.context.cookies() if c["name"] == "_xsrf"
+                and c["path"].startswith(f"/user/{owner}"))
+    created = me.request.put(
+        f"{stack.url}/user/{owner}/api/contents/dialog.ipynb",
+        headers={"X-XSRFToken": xsrf},
+        data={"type": "notebook", "format": "json", "content": {
+            "nbformat": 4, "nbformat_minor": 5,
+            # A kernel named up front: JupyterLab asks no "Select Kernel" question.
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                        "language": "python"}},
+            "cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": "x = 1",
+                       "outputs": [], "execution_count": None}]}},
+    )
+    assert created.status in (200, 201), created.text()
+    me.goto(f"{stack.url}{notebook}")
+    me.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content")
+
+    # Search for the guest in the Share dialog and add them.
+    dialog = open_share_dialog(me)
+    dialog.locator(".jp-ManageSharesBody-search-input").fill(guest[-6:])
+    dialog.locator(".jp-ManageSharesBody-user-item", has_text=guest).click()
+    dialog.locator(".jp-ManageSharesBody-selected-users", has_text=guest).wait_for()
+    dialog.locator(".jp-mod-reject").click()
+
+    # The guest opens the notebook (authorizing the owner's server once) and both edit.
+    them = browser.new_person()
+    log_in(them, stack.url, guest, password, next_path=notebook)
+    them.wait_for_load_state()
+    if "/hub/api/oauth2/authorize" in them.url:
+        them.get_by_role("button", name="Authorize").click()
+    them.wait_for_url(f"**{notebook}**")
+    them.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content")
+    wait_for(lambda: "x = 1" in cell_text(them), timeout=60, what="the notebook for the guest")
+    them.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.click()
+    them.keyboard.press("End")
+    them.keyboard.type(" + 41")
+    wait_for(lambda: "x = 1 + 41" in cell_text(me), timeout=60,
+             what="the guest's edit in the owner's tab")
+
+    # The owner revokes in the dialog.
+    dialog = open_share_dialog(me)
+    row = dialog.locator(".jp-ManageSharesBody-selected-users tr", has_text=guest)
+    row.get_by_role("button", name="Revoke").click()
+    row.wait_for(state="detached")
+    dialog.locator(".jp-mod-reject").click()
+
+    # A fresh visit is refused at once...
+    fresh = browser.new_person()
+    log_in(fresh, stack.url, guest, password, next_path="/hub/home")
+    fresh.wait_for_url("**/hub/home**")
+    assert fresh.goto(f"{stack.url}/user/{owner}/api/contents").status == 403
+    # ...and the tab the guest still has open within the documented bound (the server's
+    # 30 s login cache; the guard closes live collaboration connections every 10 s).
+    script = f"fetch('/user/{owner}/api/contents').then(r => r.status)"
+    wait_for(lambda: them.evaluate(script) == 403, timeout=90, interval=5,
+             what="the open tab to be refused after revoking")
+
+    def guard_closed_the_connection():
+        logs = run(["docker", "logs", f"jupyter-{owner}"], check=False)
+        return "its access was revoked" in logs.stdout + logs.stderr
+
+    wait_for(guard_closed_the_connection, timeout=60, interval=2,
+             what="the guard to close the guest's live connection")
+    them.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.click()
+    them.keyboard.press("End")
+    them.keyboard.type(" + 1000")
+    time.sleep(5)  # an edit that arrives takes well under a second (see above)
+    assert "1000" not in cell_text(me), "a revoked guest's edit reached the owner"
