@@ -12,6 +12,7 @@ trusted proxy sent them (`addresses`), and admin rights that follow the settings
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
 import time
@@ -20,6 +21,7 @@ from hmac import compare_digest
 from jupyterhub import orm
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from jupyterhub.handlers.login import LoginHandler
+from jupyterhub.utils import maybe_future
 from traitlets import Integer, List, Unicode
 
 from . import variables
@@ -63,10 +65,10 @@ def same_secret(typed: str, expected: str | None) -> bool:
 class PersonalLoginHandler(LoginHandler):
     """JupyterHub's login page, showing *why* a login was refused when we know it."""
 
-    def prepare(self):
+    async def prepare(self):
         # The real client address for this request's log lines and for the lockout.
-        self.request.remote_ip = self.authenticator.client_address(self.request)
-        return super().prepare()
+        self.request.remote_ip = await self.authenticator.client_address(self.request)
+        await maybe_future(super().prepare())
 
     async def post(self):
         try:
@@ -162,21 +164,25 @@ class PersonalAuthenticator(SharedPasswordAuthenticator):
 
     # ------------------------------------------------------------ addresses
 
-    def client_address(self, request) -> str:
+    async def client_address(self, request) -> str:
         networks, hosts = parse_networks(self.trusted_proxies)
         for host in hosts:
-            networks += self._cached_addresses(host)
+            networks += await self._cached_addresses(host)
         return client_address(
             peer_address(request), request.headers.get("X-Forwarded-For"), networks
         )
 
-    def _cached_addresses(self, host: str) -> list:
+    async def _cached_addresses(self, host: str) -> list:
         now = time.monotonic()
         cached = self._resolved.get(host)
         if cached and now - cached[0] < RESOLVE_TTL_SECONDS:
             return cached[1]
         try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            # Resolved without blocking the hub: a name that does not resolve may take
+            # seconds to fail (and is then not asked again for RESOLVE_TTL_SECONDS).
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, None, proto=socket.IPPROTO_TCP
+            )
         except OSError as error:
             self.log.warning("Cannot resolve trusted proxy %r: %s", host, error)
             infos = []
@@ -217,7 +223,7 @@ class PersonalAuthenticator(SharedPasswordAuthenticator):
         username = self.normalize_username(str(data.get("username") or ""))
         password = data.get("password")
         password = password if isinstance(password, str) else ""
-        ip = self.client_address(handler.request) if handler is not None else "unknown"
+        ip = await self.client_address(handler.request) if handler is not None else "unknown"
         problem = username_problem(username)
         if problem:
             raise LoginRefused(problem)

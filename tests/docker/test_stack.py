@@ -286,3 +286,31 @@ def test_traefik_routes_the_domain_to_the_hub(stack, alice, standins):
         logs = run(["docker", "logs", f"{stack.prefix}-traefik"], check=False)
         with open(stack.log_path, "a") as log:
             log.write(f"\n--- traefik\n{logs.stdout[-5000:]}{logs.stderr[-5000:]}")
+        # Back to plain http on 127.0.0.1 for the modules after this one: with
+        # JUPYTER_DOMAIN the hub's cookies are Secure (https only).
+        stack.set_env(JUPYTER_DOMAIN="")
+        stack.hub_up()
+
+
+def test_hub_rotate_logs_everyone_out_and_keeps_files(stack, alice):
+    name, _ = alice
+    old_password = stack.env_file()["JUPYTER_PASSWORD"]
+    session, response = login(stack.url, name, old_password)
+    assert response.status_code == 302, login_error(response)
+    open_server(session, stack.url, name)
+    write_file(session, stack.url, name, "before-rotate.txt", "kept across rotation")
+
+    result = run(["sh", "./hub", "rotate"], cwd=stack.repo, env=stack.environ(), timeout=600)
+
+    new_password = stack.env_file()["JUPYTER_PASSWORD"]
+    assert new_password != old_password
+    assert result.stdout.count(new_password) == 1, "printed once"
+    assert new_password not in result.stderr
+    assert not container_exists(f"jupyter-{name}"), "its token was revoked: it was stopped"
+    home = session.get(f"{stack.url}/hub/home", timeout=10, allow_redirects=False)
+    assert home.status_code == 302 and "/hub/login" in home.headers["Location"]
+    assert login(stack.url, name, old_password)[1].status_code == 403
+    session, response = login(stack.url, name, new_password)
+    assert response.status_code == 302, login_error(response)
+    open_server(session, stack.url, name)
+    assert read_file(session, stack.url, name, "before-rotate.txt") == "kept across rotation"
