@@ -223,7 +223,8 @@ class LoginLimiter:
     def _has_failed_recently(self, counter: Counter, now: float) -> bool:
         """Failed within the time a username lockout can last: such an address is held by it."""
         memory = self.per_user.window + self.per_user.max_lockout
-        return counter.last_failure > now - memory or counter.locked_until > now
+        failed = counter.last_failure > 0 and counter.last_failure > now - memory
+        return failed or counter.locked_until > now
 
     def _is_known(self, counter: Counter, now: float) -> bool:
         return counter.last_success > 0 and counter.last_success > now - self.known_address_seconds
