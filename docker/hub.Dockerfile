@@ -9,6 +9,14 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HUB_DATA_DIR=/srv/jupyterhub
 
+# iptables for the `egress` service (HUB_EGRESS), which runs from this image: Debian's
+# package (both the nftables and the legacy backend), at the version of the base
+# image's Debian release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends iptables \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /tmp/personal-hub
 COPY docker/hub-constraints.txt pyproject.toml README.md ./
 COPY personal_hub ./personal_hub

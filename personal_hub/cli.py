@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import __version__, config_path
+from .egress import DEFAULT_POLICY as DEFAULT_EGRESS
+from .egress import POLICIES as EGRESS_POLICIES
 from .settings import SettingsError, load_settings
 from .variables import BY_NAME, VARIABLES, generate_secret, render_env_file
 
@@ -312,6 +314,12 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return status or cmd_revoke_logins(args)
 
 
+def cmd_egress(args: argparse.Namespace) -> int:
+    from .egress import run_service
+
+    return run_service(args.network, args.policy, args.interval)
+
+
 def cmd_config_path(args: argparse.Namespace) -> int:
     print(config_path())
     return 0
@@ -416,6 +424,29 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
     revoke.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
     revoke.set_defaults(handler=cmd_revoke_logins)
+
+    egress = commands.add_parser(
+        "egress",
+        help="keep the egress policy of user containers in the host's firewall (Docker)",
+        description="Install iptables rules for the users' Docker network that enforce "
+        "HUB_EGRESS (internet: no private or link-local addresses, not the Docker host; "
+        "none: nothing beyond that network; all: no rules), keep them in place, and "
+        "remove them on SIGTERM. Run in the host's network namespace with NET_ADMIN and "
+        "the Docker socket: the compose service `egress` does exactly that.",
+    )
+    egress.add_argument(
+        "--network",
+        default=BY_NAME["HUB_DOCKER_NETWORK"].default,
+        help="the users' Docker network (HUB_DOCKER_NETWORK)",
+    )
+    egress.add_argument(
+        "--policy", choices=EGRESS_POLICIES, default=DEFAULT_EGRESS, help="HUB_EGRESS"
+    )
+    egress.add_argument(
+        "--interval", type=float, default=15.0,
+        help="seconds between checks that the rules are still in place (15)",
+    )
+    egress.set_defaults(handler=cmd_egress)
 
     path = commands.add_parser(
         "config-path",

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import quote, urlsplit
 
+from .egress import DEFAULT_POLICY as DEFAULT_EGRESS
+from .egress import POLICIES as EGRESS_POLICIES
 from .usernames import USERNAME_RULE, normalize_username, username_problem
 from .variables import BY_NAME, PLACEHOLDER, VARIABLES
 
@@ -29,6 +31,11 @@ WEAK_SECRETS = frozenset(
 SPAWNER_MODES = ("docker", "local")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 AI_KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+EGRESS_SUMMARY = {
+    "internet": "internet (not private or link-local addresses, not the Docker host)",
+    "none": "none (the hub and the proxy only)",
+    "all": "all (not filtered)",
+}
 # Our own prefix: an unknown HUB_* variable is almost certainly a typo.
 OWN_PREFIX = "HUB_"
 
@@ -114,6 +121,7 @@ class Settings:
     idle_timeout_seconds: int
     named_server_limit: int
     sharing: bool
+    egress: str
     timezone: str
     ai_api_keys: Mapping[str, str] = field(repr=False)
     data_dir: str
@@ -170,6 +178,11 @@ class Settings:
             if self.spawner == "docker"
             else "local processes (no isolation; for trying the hub)"
         )
+        egress = (
+            EGRESS_SUMMARY[self.egress]
+            if self.spawner == "docker"
+            else "not filtered (local processes)"
+        )
         ai = ", ".join(sorted(self.ai_api_keys)) or "none"
         idle = f"{self.idle_timeout_seconds}s" if self.idle_timeout_seconds else "off"
         return [
@@ -185,6 +198,7 @@ class Settings:
             f"proxy:          {proxy}",
             f"user servers:   {servers}",
             f"limits:         {limits}",
+            f"user egress:    {egress}",
             f"idle culling:   {idle}",
             f"server sharing: {'on' if self.sharing else 'off'}",
             f"time zone:      {self.timezone}",
@@ -499,6 +513,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         empty=0,
     )
     sharing = read.parsed("HUB_SHARING", parse_bool, "use true or false.", empty=True)
+    egress = read.raw("HUB_EGRESS").lower() or DEFAULT_EGRESS
+    if egress not in EGRESS_POLICIES:
+        read.problem(
+            "HUB_EGRESS",
+            f"{egress!r} is not an egress policy.",
+            "use internet (the default: no LAN, no Docker host), none or all.",
+        )
     timezone = read.raw("TZ") or "Etc/UTC"
     zone_problem = timezone_problem(timezone)
     if zone_problem:
@@ -595,6 +616,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         idle_timeout_seconds=idle_timeout,
         named_server_limit=named_limit,
         sharing=sharing,
+        egress=egress,
         timezone=timezone,
         ai_api_keys=ai_api_keys,
         data_dir=data_dir,

@@ -238,6 +238,15 @@ VARIABLES: tuple[Variable, ...] = (
         "servers",
     ),
     Variable(
+        "HUB_EGRESS",
+        "internet",
+        "What user containers may reach beyond the hub and the proxy (Docker stack only; a "
+        "firewall service keeps it in place): internet (the internet, but not your LAN, "
+        "other private or link-local addresses, the cloud metadata service or the Docker "
+        "host), none (nothing) or all (no filtering).",
+        "servers",
+    ),
+    Variable(
         "TZ",
         "Etc/UTC",
         "Time zone of the hub and of every user server, e.g. Europe/Berlin.",

@@ -83,7 +83,9 @@ def test_compose_file_holds_no_secrets():
 def test_compose_stack_shape(compose_config):
     config = compose_config("docker-compose.yml")
     services = config["services"]
-    assert set(services) == {"proxy", "hub", "db"}, "singleuser must only build with --profile"
+    assert set(services) == {"proxy", "hub", "db", "egress"}, (
+        "singleuser must only build with --profile"
+    )
     proxy, hub, db = services["proxy"], services["hub"], services["db"]
     # Only the public port, on loopback by default; the proxy API is never published.
     assert [(p["target"], p["published"], p.get("host_ip")) for p in proxy["ports"]] == [
@@ -117,6 +119,30 @@ def test_compose_stack_shape(compose_config):
     # Without Traefik nothing needs (or creates) Traefik's network.
     assert "traefik" not in config["networks"]
     assert "labels" not in proxy
+
+
+def test_compose_egress_service(compose_config):
+    """HUB_EGRESS is kept by a service with the host's network and NET_ADMIN only."""
+    services = compose_config("docker-compose.yml", HUB_EGRESS="none")["services"]
+    egress, hub = services["egress"], services["hub"]
+    assert egress["image"] == hub["image"]
+    assert egress["command"] == [
+        "personal-hub", "egress", "--network=jupyterhub-net", "--policy=none"
+    ]
+    assert egress["network_mode"] == "host"
+    assert egress["cap_drop"] == ["ALL"] and egress["cap_add"] == ["NET_ADMIN"]
+    assert egress["security_opt"] == ["no-new-privileges:true"]
+    assert egress["read_only"] is True
+    assert egress["restart"] == "unless-stopped"
+    assert [(v["source"], v["target"], v.get("read_only")) for v in egress["volumes"]] == [
+        ("/var/run/docker.sock", "/var/run/docker.sock", True)
+    ]
+    assert "env_file" not in egress and "environment" not in egress, "it needs no secret"
+    assert "healthcheck" in egress
+    # No user server is spawned before the policy is in place.
+    assert hub["depends_on"]["egress"]["condition"] == "service_healthy"
+    default = compose_config("docker-compose.yml")["services"]["egress"]
+    assert default["command"][-1] == "--policy=internet"
 
 
 def test_compose_upstream_images_are_the_real_defaults(compose_config):
