@@ -120,8 +120,15 @@ def trusted_proxies(settings: Settings) -> list[str]:
     return [*own, *(p for p in settings.trusted_proxies if p not in own)]
 
 
+# The batteries image answers 6-9 s after a start on 2 cores, several times that when
+# several servers start at once: JupyterHub's default 30 s fails starts that would succeed.
+SERVER_ANSWER_TIMEOUT_SECONDS = 120
+
+
 def apply_spawner(settings: Settings, c) -> None:
     c.JupyterHub.spawner_class = SPAWNERS[settings.spawner]
+    c.Spawner.http_timeout = SERVER_ANSWER_TIMEOUT_SECONDS
+    c.Spawner.start_timeout = SERVER_ANSWER_TIMEOUT_SECONDS
     c.PersonalSpawner.timezone = settings.timezone
     c.PersonalSpawner.ai_api_keys = dict(settings.ai_api_keys)
     if settings.mem_limit_bytes is not None:
