@@ -211,12 +211,16 @@ def test_share_dialog_adds_a_guest_who_co_edits_until_revoked(running_stack, bro
     wait_for(lambda: them.evaluate(script) == 403, timeout=90, interval=5,
              what="the open tab to be refused after revoking")
 
-    def guard_closed_the_connection():
+    def server_log() -> str:
         logs = run(["docker", "logs", f"jupyter-{owner}"], check=False)
-        return "its access was revoked" in logs.stdout + logs.stderr
+        return logs.stdout + logs.stderr
 
-    wait_for(guard_closed_the_connection, timeout=60, interval=2,
+    wait_for(lambda: "its access was revoked" in server_log(), timeout=60, interval=2,
              what="the guard to close the guest's live connection")
+    # The tab reconnects at once; within the bound the reconnection is refused.
+    refused_room = f"403 GET /user/{owner}/api/collaboration/room/"
+    wait_for(lambda: refused_room in server_log(), timeout=90, interval=2,
+             what="the guest's reconnection to be refused")
     them.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.click()
     them.keyboard.press("End")
     them.keyboard.type(" + 1000")
