@@ -328,6 +328,17 @@ def cmd_config_path(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+def add_hub_environment_options(parser, *, env_file_default: str | None) -> None:
+    """What `run_environment` reads: the env file and the data directory."""
+    parser.add_argument(
+        "--env-file",
+        default=env_file_default,
+        help=f"env file to load (default: {env_file_default or 'the environment'})",
+    )
+    parser.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="personal-hub",
@@ -399,9 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="new shared password, everyone logged out, all tokens revoked",
         description=rotate_help,
     )
-    rotate.add_argument("--env-file", default=DEFAULT_ENV_FILE, help="env file (stack.env)")
-    rotate.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
-    rotate.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
+    add_hub_environment_options(rotate, env_file_default=DEFAULT_ENV_FILE)
     rotate.set_defaults(handler=cmd_rotate)
 
     rotate_password_parser = commands.add_parser(
@@ -420,9 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log everyone out and revoke every user token (hub stopped)",
         description=rotate_help,
     )
-    revoke.add_argument("--env-file", help="env file to load (default: the environment)")
-    revoke.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
-    revoke.add_argument("--data-dir", help="hub data directory (overrides HUB_DATA_DIR)")
+    add_hub_environment_options(revoke, env_file_default=None)
     revoke.set_defaults(handler=cmd_revoke_logins)
 
     egress = commands.add_parser(

@@ -1,6 +1,12 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.helpers import LOG_COLLECTORS, LOG_FILES
+from tests.services.servers import Postgres
 
 LOG_TAIL_CHARS = 6000
 
@@ -24,3 +30,21 @@ def pytest_runtest_makereport(item, call):
             for title, text in sections:
                 report.sections.append((title, text[-LOG_TAIL_CHARS:]))
     return report
+
+
+# A throwaway PostgreSQL server for the tiers that run a hub without Docker (services,
+# security): started on first use, once per test session.
+@pytest.fixture(scope="session")
+def services_dir():
+    base = Path(tempfile.mkdtemp(prefix="personal-hub-services-"))
+    os.chmod(base, 0o755)  # the postgres user must reach its directory inside
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(services_dir):
+    server = Postgres(services_dir)
+    yield server
+    server.stop()
+

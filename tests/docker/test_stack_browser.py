@@ -69,28 +69,8 @@ def browser(request):
 
 
 @pytest.fixture
-def browser_page(tmp_path, request):
-    require(Path(CHROMIUM).exists(), "Chromium is not installed (apt-get install chromium)")
-    # Imported here so the rest of the tier runs without it; `require` fails in CI.
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    require(sync_playwright is not None, "Playwright is not installed (pip install playwright)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield page
-        finally:
-            report = getattr(request.node, "rep_call", None)
-            if report is None or report.failed:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-            context.close()
-            browser.close()
+def browser_page(browser):
+    return browser.new_person()
 
 
 def test_browser_logs_in_and_runs_a_cell_in_jupyterlab(running_stack, browser_page):

@@ -9,22 +9,19 @@ see them as different machines.
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import free_port
-from tests.services.conftest import (
+from tests.services.servers import (
     DB_NAME,
     DB_USER,
     Hub,
     Postgres,
     Proxy,
     hub_environment,
+    kill_leftover_servers,
     stop_user_servers,
 )
 
@@ -32,23 +29,8 @@ from tests.services.conftest import (
 PASSWORD_PREFIX = "Grüße-Пароль-"
 
 
-@pytest.fixture(scope="session")
-def security_dir():
-    base = Path(tempfile.mkdtemp(prefix="personal-hub-security-"))
-    os.chmod(base, 0o755)  # the postgres user must reach its directory inside
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def security_postgres(security_dir):
-    server = Postgres(security_dir)
-    yield server
-    server.stop()
-
-
-def create_database(postgres: Postgres, name: str) -> None:
-    conn = postgres.connect("postgres")
+def create_database(server: Postgres, name: str) -> None:
+    conn = server.connect("postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:
@@ -58,19 +40,19 @@ def create_database(postgres: Postgres, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def make_hub(security_dir, security_postgres, request):
+def make_hub(services_dir, postgres, request):
     """`make_hub(**stack_env_changes)`: a started hub with its own database and proxy."""
     started: list[tuple[Hub, Proxy]] = []
 
     def make(**changes: str) -> Hub:
         name = f"{request.module.__name__.rpartition('.')[2]}_{len(started)}"
-        base = security_dir / name
+        base = services_dir / name
         base.mkdir()
         hub_port = free_port()
         proxy = Proxy(base, hub_port)
         database = f"{DB_NAME}_{name}".lower()
-        create_database(security_postgres, database)
-        environ = hub_environment(base, security_postgres, proxy, hub_port)
+        create_database(postgres, database)
+        environ = hub_environment(base, postgres, proxy, hub_port)
         environ.update(
             POSTGRES_DB=database,
             JUPYTER_PASSWORD=PASSWORD_PREFIX + secrets.token_urlsafe(12),
@@ -78,7 +60,7 @@ def make_hub(security_dir, security_postgres, request):
         )
         hub = Hub(base, environ, hub_port, proxy.url)
         hub.proxy = proxy
-        hub.postgres = security_postgres
+        hub.postgres = postgres
         hub.database = database
         started.append((hub, proxy))
         hub.start()
@@ -90,26 +72,5 @@ def make_hub(security_dir, security_postgres, request):
         if hub.process and hub.process.running:
             hub.stop()
         proxy.stop()
-        kill_leftover_servers(security_postgres, hub.database)
+        kill_leftover_servers(postgres, hub.database)
 
-
-def kill_leftover_servers(postgres: Postgres, database: str) -> None:
-    """Last resort: stop the single-user processes a hub started, by pid."""
-    import json
-    import signal
-
-    try:
-        conn = postgres.connect(database)
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT state FROM spawners WHERE state IS NOT NULL")
-            rows = cursor.fetchall()
-        conn.close()
-    except Exception:  # noqa: BLE001 - the database may already be gone
-        return
-    for (state,) in rows:
-        pid = (json.loads(state) if isinstance(state, str) else state or {}).get("pid")
-        if pid:
-            try:
-                os.kill(int(pid), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
