@@ -10,14 +10,14 @@
 # not rebuilt, so a rerun takes seconds.
 #
 # Environment:
-#   DEBIAN_MIRROR       Debian mirror for debootstrap (default deb.debian.org)
+#   DEBIAN_MIRROR       Debian mirror for debootstrap (default: debootstrap's own)
 #   STANDIN_CA_BUNDLE   CA bundle copied into the images for pip/npm
 #                       (default /etc/ssl/certs/ca-certificates.crt)
 #   STANDIN_REBUILD=1   rebuild every image (the imported Debian rootfs too)
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${DEBIAN_MIRROR:-}
 HOST_CA=${STANDIN_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 REBUILD=${STANDIN_REBUILD:-0}
 HASH_LABEL=personal-hub.standin.hash
@@ -110,8 +110,11 @@ else
     fi
     start=$(date +%s)
     rootfs=$TMP/rootfs
-    run debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >&2
+    # shellcheck disable=SC2086 # no mirror argument: debootstrap's default
+    run debootstrap --variant=minbase bookworm "$rootfs" $MIRROR >&2
     for m in proc sys dev/pts dev; do umount "$rootfs/$m" 2>/dev/null || true; done
+    # The mirror debootstrap used, for updates and security fixes too.
+    MIRROR=$(awk '$1 == "deb" { print $2; exit }' "$rootfs/etc/apt/sources.list")
     cat >"$rootfs/etc/apt/sources.list" <<EOF
 deb $MIRROR bookworm main
 deb $MIRROR bookworm-updates main
