@@ -27,6 +27,7 @@ from traitlets import Integer, List, Unicode
 from . import variables
 from .addresses import client_address, normalize_address, parse_networks, peer_address
 from .lockout import Budget, LoginLimiter, MemoryStore, SqlStore
+from .settings import parse_duration
 from .usernames import normalize_username, username_problem
 
 # How long a resolved trusted-proxy host name is believed (a proxy may restart elsewhere).
@@ -104,7 +105,7 @@ class PersonalAuthenticator(SharedPasswordAuthenticator):
         logged in successfully within `known_address_days` are not paused).""",
     )
     lockout_seconds = Integer(
-        300,
+        parse_duration(variables.BY_NAME["HUB_LOGIN_LOCKOUT"].default),
         config=True,
         help="""Window in which failed logins are counted, and how long a first lockout
         lasts. Each further lockout of the same key lasts twice as long.""",

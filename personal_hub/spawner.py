@@ -20,6 +20,8 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .variables import BY_NAME
+
 
 class PersonalSpawner(LoggingConfigurable):
     """Policy shared by the Docker and the local spawner (config section `PersonalSpawner`)."""
@@ -64,7 +66,7 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         help="Where the home volume is mounted in the container.",
     )
     pids_limit = Integer(
-        1024,
+        int(BY_NAME["HUB_PIDS_LIMIT"].default),
         config=True,
         help="""Most processes and threads in one user container (a fork bomb stops there).
         0: no limit.""",
