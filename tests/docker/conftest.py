@@ -8,6 +8,7 @@ with one random prefix (`phe2e<hex>`) and removed by that prefix afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -162,7 +163,7 @@ class Stack:
         if not (self.repo / "stack.env").exists():
             return []
         sections = []
-        for service in ("hub", "proxy", "db"):
+        for service in ("hub", "proxy", "db", "egress"):
             logs = run(["docker", "logs", "--tail", "80", self.container(service)], check=False)
             sections.append((f"docker logs {service} (tail)", logs.stdout + logs.stderr))
         for name in self.user_containers():
@@ -225,9 +226,10 @@ def copy_checkout(source: Path, target: Path) -> None:
         shutil.copy2(origin, destination)
 
 
-@pytest.fixture(scope="session")
-def stack(standins):
-    stack = Stack(standins)
+@contextlib.contextmanager
+def managed(stack: Stack):
+    """While in use, a failing test prints the stack's live logs; afterwards the stack is
+    removed (kept with HUB_TEST_KEEP_STACK=1, for looking at it by hand)."""
     LOG_COLLECTORS.append(stack.live_logs)
     try:
         yield stack
@@ -236,6 +238,12 @@ def stack(standins):
         LOG_COLLECTORS.remove(stack.live_logs)
         if os.environ.get("HUB_TEST_KEEP_STACK") != "1":
             stack.cleanup()
+
+
+@pytest.fixture(scope="session")
+def stack(standins):
+    with managed(Stack(standins)) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,12 @@ from personal_hub.egress import chains_for, egress_rules, network_from_inspect, 
 from tests.docker.conftest import (  # noqa: F401 - standins is a fixture used by name
     Stack,
     docker_json,
+    managed,
     run,
     standins,
 )
 from tests.docker.test_stack import open_server
-from tests.helpers import LOG_COLLECTORS, login, login_error, require, wait_for
+from tests.helpers import login, login_error, require, wait_for
 
 pytestmark = [pytest.mark.security, pytest.mark.docker]
 
@@ -182,22 +183,9 @@ def egress_stack(standins):  # noqa: F811 - the fixture imported above
     require(os.geteuid() == 0, "the egress tests need root (they read the host's iptables)")
     for tool in ("ip", "nsenter", "iptables"):
         require(shutil.which(tool) is not None, f"{tool} is not installed")
-    stack = EgressStack(standins)
-
-    def egress_logs():
-        logs = run(["docker", "logs", "--tail", "60", stack.container("egress")], check=False)
-        return [("docker logs egress (tail)", logs.stdout + logs.stderr)]
-
-    LOG_COLLECTORS.extend([stack.live_logs, egress_logs])
-    try:
+    with managed(EgressStack(standins)) as stack:
         stack.hub_up()
         yield stack
-    finally:
-        stack.save_logs()
-        LOG_COLLECTORS.remove(stack.live_logs)
-        LOG_COLLECTORS.remove(egress_logs)
-        if os.environ.get("HUB_TEST_KEEP_STACK") != "1":
-            stack.cleanup()
 
 
 @pytest.fixture(scope="module")

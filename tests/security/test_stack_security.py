@@ -15,7 +15,6 @@ lockout earned in one test cannot leak into the next:
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import select
 import subprocess
@@ -29,6 +28,7 @@ from urllib3.exceptions import InsecureRequestWarning
 from tests.docker.conftest import (  # noqa: F401 - standins is a fixture used by name
     Stack,
     docker_json,
+    managed,
     run,
     standins,
 )
@@ -223,9 +223,7 @@ def answers(session: requests.Session, url: str) -> bool:
 @pytest.fixture(scope="module")
 def sec_stack(standins):  # noqa: F811 - the fixture imported above
     """A stack of this module's own, started once with the settings below."""
-    stack = Stack(standins)
-    LOG_COLLECTORS.append(stack.live_logs)
-    try:
+    with managed(Stack(standins)) as stack:
         # `./hub up` creates stack.env with `personal_hub init` when it is missing; create it
         # the same way first, so the first start already has this module's settings.
         run(
@@ -241,11 +239,6 @@ def sec_stack(standins):  # noqa: F811 - the fixture imported above
         )
         stack.hub_up()
         yield stack
-    finally:
-        stack.save_logs()
-        LOG_COLLECTORS.remove(stack.live_logs)
-        if os.environ.get("HUB_TEST_KEEP_STACK") != "1":
-            stack.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -254,9 +247,9 @@ def password(sec_stack) -> str:
 
 
 def start_server(session: requests.Session, url: str, name: str, tries: int = 3) -> None:
-    """Start `name`'s server and open it like a browser. A start may run into the hub's
-    30 s start timeout when the machine is busy (a freshly built image's first start is the
-    slowest): then it is tried again, as a person would press Start again."""
+    """Start `name`'s server and open it like a browser. On a very busy machine a start
+    may still fail (a freshly built image's first start is the slowest): then it is tried
+    again, as a person would press Start again."""
     for attempt in range(1, tries + 1):
         response = api(session, "POST", f"{url}/hub/api/users/{name}/server")
         assert response.status_code in (201, 202, 400), response.text
