@@ -142,3 +142,16 @@ def session_from(source: str) -> requests.Session:
     adapter = _SourceAddressAdapter(source)
     session.mount("http://", adapter)
     return session
+
+
+def create_token(session: requests.Session, base_url: str, user: str, note: str) -> str:
+    """An API token for `user`, made with a logged-in session like the hub's Token page."""
+    session.get(f"{base_url}/hub/token", timeout=10)  # a page load refreshes the XSRF cookie
+    created = session.post(
+        f"{base_url}/hub/api/users/{user}/tokens",
+        json={"note": note, "expires_in": 3600},
+        headers={"X-XSRFToken": xsrf_from(session)},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["token"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import login, login_error, xsrf_from
+from tests.helpers import create_token, login, login_error, xsrf_from
 from tests.services.test_hub import spawn_and_open
 
 pytestmark = pytest.mark.security
@@ -37,15 +37,7 @@ def personal_hub(*args: str, env: dict | None = None) -> subprocess.CompletedPro
 
 
 def mint_token(session, hub, for_user: str) -> str:
-    session.get(f"{hub.url}/hub/token", timeout=10)
-    created = session.post(
-        f"{hub.url}/hub/api/users/{for_user}/tokens",
-        json={"note": "minted before rotation"},
-        headers={"X-XSRFToken": xsrf_from(session)},
-        timeout=10,
-    )
-    assert created.status_code == 201, created.text
-    return created.json()["token"]
+    return create_token(session, hub.url, for_user, "minted before rotation")
 
 
 def token_works(hub, token: str) -> bool:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from personal_hub import config_path
-from tests.helpers import login, login_error, wait_for, xsrf_from
+from tests.helpers import create_token, login, login_error, wait_for
 
 pytestmark = pytest.mark.services
 
@@ -50,15 +50,7 @@ def alice(hub):
 def admin_token(hub):
     session, response = login(hub.url, "admin", hub.environ["JUPYTER_ADMIN_PASSWORD"])
     assert response.status_code == 302, login_error(response)
-    session.get(f"{hub.url}/hub/token", timeout=10)  # a page load refreshes the XSRF cookie
-    created = session.post(
-        f"{hub.url}/hub/api/users/admin/tokens",
-        json={"note": "services test", "expires_in": 3600},
-        headers={"X-XSRFToken": xsrf_from(session)},
-        timeout=10,
-    )
-    assert created.status_code == 201, created.text
-    token = created.json()["token"]
+    token = create_token(session, hub.url, "admin", "services test")
     hub.admin_token = token  # lets the fixture teardown stop user servers
     return token
 
@@ -169,17 +161,10 @@ def test_admin_lists_users_through_the_rest_api(hub, alice, admin_token):
 def test_non_admin_sees_only_names_of_other_users(hub, alice):
     """Users may find each other by name (the Share dialog's search), nothing more."""
     session, _ = login(hub.url, "carol", hub.environ["JUPYTER_PASSWORD"])
-    session.get(f"{hub.url}/hub/token", timeout=10)
-    created = session.post(
-        f"{hub.url}/hub/api/users/carol/tokens",
-        json={"note": "test"},
-        headers={"X-XSRFToken": xsrf_from(session)},
-        timeout=10,
-    )
-    assert created.status_code == 201
+    token = create_token(session, hub.url, "carol", "test")
     response = requests.get(
         f"{hub.url}/hub/api/users",
-        headers={"Authorization": f"token {created.json()['token']}"},
+        headers={"Authorization": f"token {token}"},
         timeout=10,
     )
     assert response.status_code == 200
