@@ -27,7 +27,6 @@ from traitlets import Integer, List, Unicode
 from . import variables
 from .addresses import client_address, normalize_address, parse_networks, peer_address
 from .lockout import Budget, LoginLimiter, MemoryStore, SqlStore
-from .settings import parse_duration
 from .usernames import normalize_username, username_problem
 
 # How long a resolved trusted-proxy host name is believed (a proxy may restart elsewhere).
@@ -85,38 +84,38 @@ class PersonalAuthenticator(SharedPasswordAuthenticator):
     """Log in with the shared password; the admin with the separate admin password."""
 
     max_failures_per_user = Integer(
-        int(variables.BY_NAME["HUB_LOGIN_MAX_FAILURES"].default),
+        variables.default_value("HUB_LOGIN_MAX_FAILURES"),
         config=True,
         help="""Failed logins for one username within `lockout_seconds` before that username
         is locked, for addresses that have failed themselves (a person logging in from an
         address without failures is never locked out by someone else's failures).""",
     )
     max_failures_per_ip = Integer(
-        int(variables.BY_NAME["HUB_LOGIN_MAX_FAILURES_PER_IP"].default),
+        variables.default_value("HUB_LOGIN_MAX_FAILURES_PER_IP"),
         config=True,
         help="""Failed logins from one client address within `lockout_seconds` before
         further attempts from that address are refused.""",
     )
     max_failures_shared = Integer(
-        int(variables.BY_NAME["HUB_LOGIN_MAX_FAILURES_SHARED"].default),
+        variables.default_value("HUB_LOGIN_MAX_FAILURES_SHARED"),
         config=True,
         help="""Failed logins with the shared password, over all usernames and addresses,
         within `lockout_seconds` before new shared-password logins pause (addresses that
         logged in successfully within `known_address_days` are not paused).""",
     )
     lockout_seconds = Integer(
-        parse_duration(variables.BY_NAME["HUB_LOGIN_LOCKOUT"].default),
+        variables.default_value("HUB_LOGIN_LOCKOUT"),
         config=True,
         help="""Window in which failed logins are counted, and how long a first lockout
         lasts. Each further lockout of the same key lasts twice as long.""",
     )
     max_lockout_seconds = Integer(
-        24 * 3600,
+        variables.MAX_LOCKOUT_SECONDS,
         config=True,
         help="The longest a lockout grows to.",
     )
     known_address_days = Integer(
-        30,
+        variables.KNOWN_ADDRESS_DAYS,
         config=True,
         help="""Days an address that logged in successfully stays exempt from the pause of
         the shared-password budget.""",

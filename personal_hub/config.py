@@ -19,7 +19,6 @@ SPAWNERS = {"docker": "personal-docker", "local": "personal-local"}
 IDLE_CULLER = "idle-culler"
 # Least privilege for jupyterhub-idle-culler when it only stops servers (not users).
 IDLE_CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
-HOME_MOUNT = "/home/jovyan"
 # JupyterHub sharing, for real-time collaboration: an owner may grant access to their
 # own servers (`shares!user`) and find the names to share with (the Share dialog searches
 # only with `list:users` / `list:groups`; `read:*:name` limits what a listing shows to
@@ -101,7 +100,7 @@ def apply_authenticator(settings: Settings, c) -> None:
         # even though the user is still in the database.
         auth.allow_existing_users = False
     else:
-        # The brief's contract: whoever knows the shared password may log in.
+        # No list: whoever knows the shared password may log in, under any valid name.
         auth.allow_all = True
     auth.max_failures_per_user = settings.login_max_failures
     auth.max_failures_per_ip = settings.login_max_failures_per_ip
@@ -145,7 +144,6 @@ def apply_spawner(settings: Settings, c) -> None:
         c.DockerSpawner.use_internal_ip = True
         # Containers are disposable; the home volume is what persists.
         c.DockerSpawner.remove = True
-        c.PersonalDockerSpawner.home_mount_point = HOME_MOUNT
     else:
         c.JupyterHub.hub_ip = "127.0.0.1"
         c.PersonalLocalSpawner.home_dir_template = str(

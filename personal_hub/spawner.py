@@ -20,14 +20,14 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .variables import BY_NAME
+from .variables import default_value
 
 
 class PersonalSpawner(LoggingConfigurable):
     """Policy shared by the Docker and the local spawner (config section `PersonalSpawner`)."""
 
     timezone = Unicode(
-        "Etc/UTC",
+        default_value("TZ"),
         config=True,
         help="Time zone (TZ) of every user server, e.g. 'Europe/Berlin'.",
     )
@@ -66,7 +66,7 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         help="Where the home volume is mounted in the container.",
     )
     pids_limit = Integer(
-        int(BY_NAME["HUB_PIDS_LIMIT"].default),
+        default_value("HUB_PIDS_LIMIT"),
         config=True,
         help="""Most processes and threads in one user container (a fork bomb stops there).
         0: no limit.""",

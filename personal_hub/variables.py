@@ -1,18 +1,34 @@
-"""The variables of stack.env: names, defaults, help text and which ones are secrets.
+"""The variables of stack.env: one declaration each, and everything rendered from them.
 
-This is the single source for `example-stack.env` (rendered by `render_env_file`),
-for `personal-hub init` and for the README's configuration table. Standard library
+Each `Variable` says everything about one setting: its name, default, parser (type and
+bounds), what an empty value means, whether it is a secret, its help and the fix to
+suggest. `settings.load_settings` is a loop over these declarations; `example-stack.env`,
+the configuration reference in docs/configuration.md, `personal-hub init` and the trait
+defaults of the authenticator and the spawner are all derived from them. Standard library
 only: `personal-hub init` must work on a Docker host that has nothing but python3.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+import textwrap
 from dataclasses import dataclass
 
-# The placeholder written into example-stack.env for every required secret.
-# `check` refuses it, so a copied example file never runs with a known secret.
-PLACEHOLDER = "change-me"
+from . import parsers
+from .egress import POLICIES as EGRESS_POLICIES
+from .parsers import PLACEHOLDER
+
+# What an empty value means. An empty value is the same as leaving the variable out,
+# as in docker compose's ${X:-default}: the default applies, or "not set" when the
+# default is empty. A declaration may say otherwise: REQUIRED, or a value of its own.
+DEFAULT = "default"
+REQUIRED = "required"
+
+# The longest a login lockout lasts (HUB_LOGIN_LOCKOUT's bound, and where doubling stops).
+MAX_LOCKOUT_SECONDS = 86400
+# Days an address that logged in stays exempt from the shared-password pause.
+KNOWN_ADDRESS_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -21,11 +37,56 @@ class Variable:
     default: str
     help: str
     group: str
-    secret: bool = False
-    # secrets: the minimum length `check` accepts; 0 means "optional, any length"
-    min_length: int = 0
-    # whether `init` generates a value for it (a secret that the hub needs)
+    parse: object = parsers.Pattern(re.compile(r"[^\0]+"), "any text")
+    # The field of `settings.Settings` it fills; None: read by docker compose only.
+    setting: str | None = None
+    empty: object = DEFAULT
+    # Required (when this one is a secret) once the named variable has a value.
+    required_with: str | None = None
+    # Whether `init` generates a value for it (a secret that the hub needs).
     generated: bool = False
+    # How to fix a wrong value; by default "use <what the parser allows>".
+    fix: str | None = None
+
+    @property
+    def secret(self) -> bool:
+        return isinstance(self.parse, parsers.Secret)
+
+    @property
+    def min_length(self) -> int:
+        return self.parse.min_length if self.secret else 0
+
+    @property
+    def allowed(self) -> str:
+        return self.parse.allowed
+
+    def fix_for(self, error: parsers.Invalid | None = None) -> str:
+        if error is not None and error.fix:
+            return error.fix
+        if self.fix:
+            return self.fix
+        example = f", e.g. {self.default}" if self.default and not self.secret else ""
+        return f"use {self.allowed}{example}."
+
+    def empty_value(self):
+        """The value of this variable when it is empty (not for REQUIRED)."""
+        if self.empty is DEFAULT:
+            return self.parse(self.default) if self.default else None
+        return self.empty
+
+    def description(self) -> str:
+        """The help, with when the declaration makes it required."""
+        if self.empty is REQUIRED:
+            return f"{self.help} Required."
+        if self.required_with:
+            return f"{self.help} Required when {self.required_with} is not empty."
+        return self.help
+
+
+def default_value(name: str):
+    """The typed default of a variable: the one source of the package's trait defaults."""
+    variable = BY_NAME[name]
+    return variable.parse(variable.default) if variable.default else None
 
 
 GROUPS = (
@@ -41,31 +102,37 @@ GROUPS = (
     ),
 )
 
+_PORT = parsers.Integer(1, 65535)
+
 VARIABLES: tuple[Variable, ...] = (
     Variable(
         "JUPYTER_PASSWORD",
         "",
-        "Shared password every (non-admin) user logs in with. At least 12 characters.",
+        "Shared password every (non-admin) user logs in with.",
         "login",
-        secret=True,
-        min_length=12,
+        parsers.Secret(12),
+        setting="user_password",
+        empty=REQUIRED,
         generated=True,
     ),
     Variable(
         "JUPYTER_ADMIN_USER",
         "admin",
-        "Username of the hub administrator. Leave empty for no admin account.",
+        "Username of the hub administrator. Empty: no admin account.",
         "login",
+        parsers.Username(),
+        setting="admin_user",
+        empty=None,
     ),
     Variable(
         "JUPYTER_ADMIN_PASSWORD",
         "",
         "Password of the admin user (only the admin user can use it; the shared password "
-        "never makes anyone admin). At least 32 characters, different from JUPYTER_PASSWORD. "
-        "Required when JUPYTER_ADMIN_USER is set.",
+        "never makes anyone admin). Different from JUPYTER_PASSWORD.",
         "login",
-        secret=True,
-        min_length=32,
+        parsers.Secret(32),
+        setting="admin_password",
+        required_with="JUPYTER_ADMIN_USER",
         generated=True,
     ),
     Variable(
@@ -74,6 +141,9 @@ VARIABLES: tuple[Variable, ...] = (
         "Comma-separated usernames allowed to log in. Empty: anyone who knows "
         "JUPYTER_PASSWORD may log in with any valid username.",
         "login",
+        parsers.Usernames(),
+        setting="allowed_users",
+        empty=frozenset(),
     ),
     Variable(
         "HUB_LOGIN_MAX_FAILURES",
@@ -81,6 +151,8 @@ VARIABLES: tuple[Variable, ...] = (
         "Failed logins for one username within HUB_LOGIN_LOCKOUT before that username is "
         "locked out for HUB_LOGIN_LOCKOUT.",
         "login",
+        parsers.Integer(1, 1000),
+        setting="login_max_failures",
     ),
     Variable(
         "HUB_LOGIN_MAX_FAILURES_PER_IP",
@@ -88,28 +160,38 @@ VARIABLES: tuple[Variable, ...] = (
         "Failed logins from one client address within HUB_LOGIN_LOCKOUT before that address "
         "is locked out.",
         "login",
+        parsers.Integer(1, 100000),
+        setting="login_max_failures_per_ip",
     ),
     Variable(
         "HUB_LOGIN_MAX_FAILURES_SHARED",
         "30",
         "Failed logins with the shared password, over all usernames and addresses, within "
         "HUB_LOGIN_LOCKOUT before new shared-password logins pause (addresses that logged in "
-        "successfully in the last 30 days can still log in).",
+        f"successfully in the last {KNOWN_ADDRESS_DAYS} days can still log in).",
         "login",
+        parsers.Integer(1, 100000),
+        setting="login_max_failures_shared",
     ),
     Variable(
         "HUB_LOGIN_LOCKOUT",
         "5m",
         "Window in which failures are counted, and how long a first lockout lasts; each "
-        "further lockout lasts twice as long, up to a day (seconds, or 90s, 5m, 1h; at "
-        "most 1d).",
+        "further lockout lasts twice as long, up to "
+        f"{parsers.format_duration(MAX_LOCKOUT_SECONDS)}.",
         "login",
+        parsers.Duration(1, MAX_LOCKOUT_SECONDS),
+        setting="login_lockout_seconds",
     ),
     Variable(
         "JUPYTER_DOMAIN",
         "",
-        "Public host name of the hub (used by the Traefik labels), e.g. jupyter.example.com.",
+        "Public host name of the hub (used by the Traefik labels), e.g. jupyter.example.com. "
+        "Set: the hub's public URL is https://JUPYTER_DOMAIN/ and its cookies are Secure.",
         "proxy",
+        parsers.HOSTNAME,
+        setting="domain",
+        fix="use a bare host name such as jupyter.example.com (no scheme, no path).",
     ),
     Variable(
         "HUB_TRUSTED_PROXIES",
@@ -119,6 +201,9 @@ VARIABLES: tuple[Variable, ...] = (
         "Traefik container's name). The hub's own proxy is always trusted. Forwarded headers "
         "from anyone else are ignored.",
         "proxy",
+        parsers.Addresses(),
+        setting="trusted_proxies",
+        empty=(),
     ),
     Variable(
         "HUB_PROXY_API_URL",
@@ -127,15 +212,18 @@ VARIABLES: tuple[Variable, ...] = (
         "Empty: the hub starts its own proxy (fine for trying it out; user servers then "
         "stop with the hub).",
         "proxy",
+        parsers.HttpUrl(need_port=True),
+        setting="proxy_api_url",
+        fix="use the proxy's API address with a port, e.g. http://proxy:8001.",
     ),
     Variable(
         "CONFIGPROXY_AUTH_TOKEN",
         "",
-        "Token the hub and the proxy share for the proxy API. At least 32 characters. "
-        "Required when HUB_PROXY_API_URL is set.",
+        "Token the hub and the proxy share for the proxy API.",
         "proxy",
-        secret=True,
-        min_length=32,
+        parsers.Secret(32),
+        setting="proxy_auth_token",
+        required_with="HUB_PROXY_API_URL",
         generated=True,
     ),
     Variable(
@@ -144,23 +232,31 @@ VARIABLES: tuple[Variable, ...] = (
         "Public URL of the hub. With a hub-managed proxy this is where the proxy listens; its "
         "path is the hub's base URL.",
         "proxy",
+        parsers.HttpUrl(need_port=False),
+        setting="bind_url",
     ),
     Variable(
         "POSTGRES_HOST",
         "",
         "PostgreSQL host name. Empty: the hub keeps its state in SQLite in HUB_DATA_DIR.",
         "database",
+        parsers.HOSTNAME,
+        setting="postgres_host",
     ),
-    Variable("POSTGRES_PORT", "5432", "PostgreSQL port.", "database"),
-    Variable("POSTGRES_DB", "jupyterhub", "PostgreSQL database name.", "database"),
-    Variable("POSTGRES_USER", "jupyterhub", "PostgreSQL user name.", "database"),
+    Variable("POSTGRES_PORT", "5432", "PostgreSQL port.", "database", _PORT,
+             setting="postgres_port"),
+    Variable("POSTGRES_DB", "jupyterhub", "PostgreSQL database name.", "database",
+             setting="postgres_db"),
+    Variable("POSTGRES_USER", "jupyterhub", "PostgreSQL user name.", "database",
+             setting="postgres_user"),
     Variable(
         "POSTGRES_PASSWORD",
         "",
-        "PostgreSQL password. At least 16 characters. Required when POSTGRES_HOST is set.",
+        "PostgreSQL password.",
         "database",
-        secret=True,
-        min_length=16,
+        parsers.Secret(16),
+        setting="postgres_password",
+        required_with="POSTGRES_HOST",
         generated=True,
     ),
     Variable(
@@ -169,38 +265,49 @@ VARIABLES: tuple[Variable, ...] = (
         "How user servers run: docker (one container per user) or local (processes on the "
         "hub's machine, no isolation; for trying the hub without Docker).",
         "servers",
+        parsers.Choice(("docker", "local")),
+        setting="spawner",
     ),
     Variable(
         "HUB_SINGLEUSER_IMAGE",
         "personal-jupyter-singleuser:latest",
         "Docker image of the user servers.",
         "servers",
+        parsers.IMAGE,
+        setting="singleuser_image",
     ),
     Variable(
         "HUB_DOCKER_NETWORK",
         "jupyterhub-net",
         "Docker network that user containers join (the hub and proxy must be on it).",
         "servers",
+        parsers.DOCKER_NAME,
+        setting="docker_network",
     ),
     Variable(
         "HUB_CONNECT_HOST",
         "hub",
         "Host name user containers use to reach the hub API (the hub's compose service name).",
         "servers",
+        parsers.HOSTNAME,
+        setting="hub_connect_host",
     ),
     Variable(
         "HUB_MEM_LIMIT",
         "2G",
-        "Memory limit of each user server, e.g. 2G or 512M (no swap beyond it); a process "
-        "that goes over is stopped by the kernel. unlimited: no limit.",
+        "Memory limit of each user server (no swap beyond it); a process that goes over is "
+        "stopped by the kernel.",
         "servers",
+        parsers.OrUnlimited(parsers.Size(64 * 1024**2, 1024**5)),
+        setting="mem_limit_bytes",
     ),
     Variable(
         "HUB_PIDS_LIMIT",
         "1024",
-        "Most processes and threads in one user server (stops fork bombs). unlimited: no "
-        "limit.",
+        "Most processes and threads in one user server (stops fork bombs).",
         "servers",
+        parsers.OrUnlimited(parsers.Integer(64, 4_194_304)),
+        setting="pids_limit",
     ),
     Variable(
         "HUB_CAP_ADD",
@@ -209,19 +316,25 @@ VARIABLES: tuple[Variable, ...] = (
         "by default; the standard images need none), e.g. CHOWN,SETUID,SETGID for an image "
         "that starts as root.",
         "servers",
+        parsers.Capabilities(),
+        setting="cap_add",
+        empty=(),
     ),
     Variable(
         "HUB_CPU_LIMIT",
         "",
-        "CPU limit of each user server in cores, e.g. 1.5. Empty: no limit.",
+        "CPU limit of each user server in cores. Empty: no limit.",
         "servers",
+        parsers.Cores(0.01, 1024),
+        setting="cpu_limit",
     ),
     Variable(
         "HUB_IDLE_TIMEOUT",
         "1h",
-        "Stop user servers idle this long (seconds, or 30m, 2h, 1d). Files are kept. "
-        "0 turns the idle culler off.",
+        "Stop user servers idle this long. Files are kept.",
         "servers",
+        parsers.Duration(10, 365 * 86400, zero_means="the idle culler is off"),
+        setting="idle_timeout_seconds",
     ),
     Variable(
         "HUB_NAMED_SERVER_LIMIT",
@@ -229,13 +342,17 @@ VARIABLES: tuple[Variable, ...] = (
         "Named servers each user may have besides the default one (0: named servers off). "
         "Named servers share the user's home volume.",
         "servers",
+        parsers.Integer(0, 100),
+        setting="named_server_limit",
     ),
     Variable(
         "HUB_SHARING",
         "true",
         "Let users share their server with other users (JupyterLab's Share dialog, JupyterHub "
-        "sharing) for real-time collaboration: true or false. A guest runs code as the owner.",
+        "sharing) for real-time collaboration. A guest runs code as the owner.",
         "servers",
+        parsers.Boolean(),
+        setting="sharing",
     ),
     Variable(
         "HUB_EGRESS",
@@ -245,32 +362,38 @@ VARIABLES: tuple[Variable, ...] = (
         "other private or link-local addresses, the cloud metadata service or the Docker "
         "host), none (nothing) or all (no filtering).",
         "servers",
+        parsers.Choice(EGRESS_POLICIES),
+        setting="egress",
     ),
     Variable(
         "TZ",
         "Etc/UTC",
-        "Time zone of the hub and of every user server, e.g. Europe/Berlin.",
+        "Time zone of the hub and of every user server.",
         "servers",
+        parsers.TimeZone(),
+        setting="timezone",
     ),
     Variable(
         "OPENAI_API_KEY",
         "",
         "OpenAI (ChatGPT) API key for the AI assistant.",
         "ai",
-        secret=True,
+        parsers.Secret(),
     ),
     Variable(
         "ANTHROPIC_API_KEY",
         "",
         "Anthropic (Claude) API key for the AI assistant.",
         "ai",
-        secret=True,
+        parsers.Secret(),
     ),
     Variable(
         "HUB_DATA_DIR",
         "/srv/jupyterhub",
         "Directory of the hub's own state: cookie secret, SQLite database (if used).",
         "hub",
+        parsers.Pattern(re.compile(r"[^\0]+"), "a directory"),
+        setting="data_dir",
     ),
     Variable(
         "HUB_CONFIG_D",
@@ -278,12 +401,16 @@ VARIABLES: tuple[Variable, ...] = (
         "Directory of extra jupyterhub_config.d/*.py files loaded after ours, in sorted order. "
         "Empty: HUB_DATA_DIR/jupyterhub_config.d.",
         "hub",
+        parsers.Pattern(re.compile(r"[^\0]+"), "a directory"),
+        setting="config_d",
     ),
     Variable(
         "HUB_LOG_LEVEL",
         "INFO",
-        "Hub log level: DEBUG, INFO, WARNING or ERROR.",
+        "Hub log level.",
         "hub",
+        parsers.Choice(("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
+        setting="log_level",
     ),
 )
 
@@ -294,29 +421,43 @@ COMPOSE_VARIABLES: tuple[Variable, ...] = (
         "Host address the proxy's port is published on. 127.0.0.1: only this machine (put "
         "Traefik or another reverse proxy in front); 0.0.0.0: every interface.",
         "compose",
+        parsers.IpAddress(),
     ),
-    Variable("HUB_PUBLISH_PORT", "8000", "Host port of the hub's web interface.", "compose"),
+    Variable("HUB_PUBLISH_PORT", "8000", "Host port of the hub's web interface.", "compose",
+             _PORT),
     Variable(
         "TRAEFIK_NETWORK",
         "traefik_default",
         "External Docker network of your Traefik (used only when JUPYTER_DOMAIN is set).",
         "compose",
+        parsers.DOCKER_NAME,
     ),
     Variable(
         "TRAEFIK_ENTRYPOINT",
         "websecure",
         "Traefik entrypoint that serves JUPYTER_DOMAIN (configure TLS on it in Traefik).",
         "compose",
+        parsers.DOCKER_NAME,
     ),
-    Variable("HUB_IMAGE", "personal-hub:latest", "Name of the hub image built here.", "compose"),
     Variable(
-        "PYTHON_IMAGE", "python:3.12.14-slim-trixie", "Base image of the hub image.", "compose"
+        "STACK_ENV_FILE",
+        "../stack.env",
+        "This settings file, as the compose file's directory sees it: the hub reads its "
+        "settings from there. Portainer: stack.env (the file Portainer writes).",
+        "compose",
+    ),
+    Variable("HUB_IMAGE", "personal-hub:latest", "Name of the hub image built here.", "compose",
+             parsers.IMAGE),
+    Variable(
+        "PYTHON_IMAGE", "python:3.12.14-slim-trixie", "Base image of the hub image.", "compose",
+        parsers.IMAGE,
     ),
     Variable(
         "SINGLEUSER_BASE_IMAGE",
         "quay.io/jupyter/datascience-notebook:2026-08-24",
         "Base image of the single-user image (a docker-stacks image, by its dated tag).",
         "compose",
+        parsers.IMAGE,
     ),
     Variable(
         "POSTGRES_IMAGE",
@@ -324,12 +465,14 @@ COMPOSE_VARIABLES: tuple[Variable, ...] = (
         "PostgreSQL image. Stay on the same major version (16): a new major needs a dump and "
         "restore of the database.",
         "compose",
+        parsers.IMAGE,
     ),
     Variable(
         "CHP_IMAGE",
         "quay.io/jupyterhub/configurable-http-proxy:5.3.0",
         "configurable-http-proxy image.",
         "compose",
+        parsers.IMAGE,
     ),
 )
 
@@ -341,6 +484,11 @@ BY_NAME = {variable.name: variable for variable in VARIABLES}
 def generate_secret(variable: Variable) -> str:
     """A strong random value, comfortably longer than the variable's minimum."""
     return secrets.token_urlsafe(max(32, variable.min_length))
+
+
+def comment(text: str) -> list[str]:
+    """`text` as shell comment lines that fit an editor window."""
+    return ["# " + line for line in textwrap.wrap(text, width=86, break_on_hyphens=False)]
 
 
 def render_env_file(values: dict[str, str] | None = None) -> str:
@@ -359,7 +507,8 @@ def render_env_file(values: dict[str, str] | None = None) -> str:
         for variable in VARIABLES:
             if variable.group != group:
                 continue
-            lines.append(f"# {variable.help}")
+            lines += comment(variable.description())
+            lines += comment(f"Values: {variable.allowed}.")
             value = values.get(variable.name)
             if value is None:
                 value = PLACEHOLDER if variable.generated else variable.default
@@ -372,19 +521,34 @@ REFERENCE_END = "<!-- End of generated table. -->"
 
 
 def render_reference() -> str:
-    """The docs' configuration reference: one Markdown table per group."""
-    lines = [REFERENCE_START]
+    """The docs' configuration reference: one Markdown table per group.
+
+    An empty value means the default (or "not set" where the default is empty), as with
+    docker compose's ${X:-default}; a variable that means something else says so.
+    """
+    lines = [
+        REFERENCE_START,
+        "",
+        "An empty value is the same as leaving the variable out: its default applies (as with "
+        "docker compose's `${X:-default}`), unless the table says what empty means.",
+    ]
     for group, title in GROUPS:
-        lines += ["", f"#### {title}", "", "| Variable | Default | Meaning |", "|---|---|---|"]
+        lines += [
+            "",
+            f"#### {title}",
+            "",
+            "| Variable | Default | Values | Meaning |",
+            "|---|---|---|---|",
+        ]
         for variable in VARIABLES:
             if variable.group != group:
                 continue
             default = f"`{variable.default}`" if variable.default else "*(empty)*"
-            meaning = variable.help.replace("*", "\\*")
+            meaning = variable.description().replace("*", "\\*")
             if variable.secret:
                 meaning += (
                     " **Secret**; `init` generates it." if variable.generated else " **Secret.**"
                 )
-            lines.append(f"| `{variable.name}` | {default} | {meaning} |")
+            lines.append(f"| `{variable.name}` | {default} | {variable.allowed} | {meaning} |")
     lines += ["", REFERENCE_END]
     return "\n".join(lines) + "\n"

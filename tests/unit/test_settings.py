@@ -7,6 +7,7 @@ from sample_secrets import ADMIN_PASSWORD, ANTHROPIC_KEY, OPENAI_KEY, POSTGRES_P
 from sqlalchemy.engine import make_url
 
 from personal_hub.settings import SettingsError, load_settings
+from personal_hub.variables import BY_NAME, VARIABLES
 
 MIB, GIB = 1024**2, 1024**3
 LONG_SECRET = "same-Value-For-Both-Q8w2E6r4T0y9U3i7O1"  # >= 32 characters
@@ -107,7 +108,6 @@ INVALID = [
     ("proxy-url-no-port", {"HUB_PROXY_API_URL": "http://proxy"}, "HUB_PROXY_API_URL"),
     ("proxy-url-ftp", {"HUB_PROXY_API_URL": "ftp://proxy:8001"}, "HUB_PROXY_API_URL"),
     ("proxy-url-port-too-big", {"HUB_PROXY_API_URL": "http://proxy:99999"}, "HUB_PROXY_API_URL"),
-    ("bind-url-empty", {"HUB_BIND_URL": ""}, "HUB_BIND_URL"),
     ("bind-url-no-scheme", {"HUB_BIND_URL": "127.0.0.1:8000"}, "HUB_BIND_URL"),
     ("bind-url-bad-port", {"HUB_BIND_URL": "http://127.0.0.1:eighty"}, "HUB_BIND_URL"),
     ("domain-with-scheme", {"JUPYTER_DOMAIN": "https://jupyter.example.com"}, "JUPYTER_DOMAIN"),
@@ -135,15 +135,11 @@ INVALID = [
     ("postgres-port-word", {"POSTGRES_PORT": "pg"}, "POSTGRES_PORT"),
     # user servers
     ("spawner-unknown", {"HUB_SPAWNER": "kubernetes"}, "HUB_SPAWNER"),
-    ("spawner-empty", {"HUB_SPAWNER": ""}, "HUB_SPAWNER"),
     ("image-space", {"HUB_SINGLEUSER_IMAGE": "my image:latest"}, "HUB_SINGLEUSER_IMAGE"),
-    ("image-empty", {"HUB_SINGLEUSER_IMAGE": ""}, "HUB_SINGLEUSER_IMAGE"),
     ("image-leading-dash", {"HUB_SINGLEUSER_IMAGE": "-image"}, "HUB_SINGLEUSER_IMAGE"),
     ("network-space", {"HUB_DOCKER_NETWORK": "jupyter net"}, "HUB_DOCKER_NETWORK"),
-    ("network-empty", {"HUB_DOCKER_NETWORK": ""}, "HUB_DOCKER_NETWORK"),
     ("network-leading-dash", {"HUB_DOCKER_NETWORK": "-net"}, "HUB_DOCKER_NETWORK"),
     ("connect-host-url", {"HUB_CONNECT_HOST": "http://hub"}, "HUB_CONNECT_HOST"),
-    ("connect-host-empty", {"HUB_CONNECT_HOST": ""}, "HUB_CONNECT_HOST"),
     ("mem-limit-word", {"HUB_MEM_LIMIT": "lots"}, "HUB_MEM_LIMIT"),
     ("mem-limit-unit", {"HUB_MEM_LIMIT": "2X"}, "HUB_MEM_LIMIT"),
     ("mem-limit-negative", {"HUB_MEM_LIMIT": "-1G"}, "HUB_MEM_LIMIT"),
@@ -177,7 +173,6 @@ INVALID = [
     ("openai-key-placeholder", {"OPENAI_API_KEY": "change-me"}, "OPENAI_API_KEY"),
     ("anthropic-key-whitespace", {"ANTHROPIC_API_KEY": " " + ANTHROPIC_KEY}, "ANTHROPIC_API_KEY"),
     # hub process
-    ("data-dir-empty", {"HUB_DATA_DIR": ""}, "HUB_DATA_DIR"),
     ("log-level-unknown", {"HUB_LOG_LEVEL": "verbose"}, "HUB_LOG_LEVEL"),
     ("log-level-trace", {"HUB_LOG_LEVEL": "TRACE"}, "HUB_LOG_LEVEL"),
     # typos of our own variables
@@ -363,9 +358,73 @@ def test_duration_forms(make_settings, text, seconds):
     assert make_settings(HUB_LOGIN_LOCKOUT=text).login_lockout_seconds == seconds
 
 
-@pytest.mark.parametrize("text", ["0", ""])
-def test_idle_culling_can_be_turned_off(make_settings, text):
-    assert make_settings(HUB_IDLE_TIMEOUT=text).idle_timeout_seconds == 0
+def test_idle_culling_can_be_turned_off(make_settings):
+    assert make_settings(HUB_IDLE_TIMEOUT="0").idle_timeout_seconds == 0
+
+
+@pytest.mark.parametrize("text", ["5", "9s"])
+def test_idle_timeout_shorter_than_the_culler_can_check_is_refused(environ, text):
+    with pytest.raises(SettingsError) as raised:
+        load_settings({**environ, "HUB_IDLE_TIMEOUT": text})
+
+    assert [problem.variable for problem in raised.value.problems] == ["HUB_IDLE_TIMEOUT"]
+
+
+# Every variable whose default is not empty, with a value different from that default.
+NOT_DEFAULT = {
+    "JUPYTER_ADMIN_USER": "boss",
+    "HUB_LOGIN_MAX_FAILURES": "7",
+    "HUB_LOGIN_MAX_FAILURES_PER_IP": "40",
+    "HUB_LOGIN_MAX_FAILURES_SHARED": "60",
+    "HUB_LOGIN_LOCKOUT": "10m",
+    "HUB_BIND_URL": "http://127.0.0.1:9000",
+    "POSTGRES_PORT": "5433",
+    "POSTGRES_DB": "hubdb",
+    "POSTGRES_USER": "hubuser",
+    "HUB_SPAWNER": "local",
+    "HUB_SINGLEUSER_IMAGE": "my/notebook:1",
+    "HUB_DOCKER_NETWORK": "other-net",
+    "HUB_CONNECT_HOST": "hub2",
+    "HUB_MEM_LIMIT": "1G",
+    "HUB_PIDS_LIMIT": "512",
+    "HUB_IDLE_TIMEOUT": "2h",
+    "HUB_NAMED_SERVER_LIMIT": "3",
+    "HUB_SHARING": "false",
+    "HUB_EGRESS": "none",
+    "TZ": "Europe/Berlin",
+    "HUB_DATA_DIR": "/var/lib/hub",
+    "HUB_LOG_LEVEL": "DEBUG",
+    "HUB_PUBLISH_ADDRESS": "0.0.0.0",
+    "HUB_PUBLISH_PORT": "8080",
+    "TRAEFIK_NETWORK": "proxy",
+    "TRAEFIK_ENTRYPOINT": "https",
+    "STACK_ENV_FILE": "stack.env",
+    "HUB_IMAGE": "my/hub:1",
+    "PYTHON_IMAGE": "python:3.13-slim",
+    "SINGLEUSER_BASE_IMAGE": "quay.io/jupyter/minimal-notebook:2026-08-24",
+    "POSTGRES_IMAGE": "postgres:16.16-trixie",
+    "CHP_IMAGE": "quay.io/jupyterhub/configurable-http-proxy:5.3.1",
+}
+
+
+def test_the_not_default_table_covers_every_variable_with_a_default():
+    with_default = {variable.name for variable in VARIABLES if variable.default}
+    assert set(NOT_DEFAULT) == with_default
+
+
+@pytest.mark.parametrize("name", [name for name in NOT_DEFAULT if name != "JUPYTER_ADMIN_USER"])
+def test_an_empty_value_means_the_default(environ, name):
+    """As with docker compose's ${X:-default}: emptying a variable is leaving it out."""
+    assert load_settings({**environ, name: "  "}) == load_settings(environ)
+    assert load_settings({**environ, name: NOT_DEFAULT[name]}) != load_settings(environ) or (
+        BY_NAME[name].setting is None
+    )
+
+
+def test_an_empty_admin_user_means_no_admin_account_but_unset_means_admin(environ):
+    assert load_settings(environ).admin_user == "admin"
+    settings = load_settings({**environ, "JUPYTER_ADMIN_USER": ""})
+    assert settings.admin_user is None
 
 
 def test_allowed_users_are_normalised(make_settings):
