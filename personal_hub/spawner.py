@@ -79,6 +79,7 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
     )
 
     def home_volume_name(self) -> str:
+        """The user's home volume, from `home_volume_template` (one per user)."""
         return self.home_volume_template.format(**self.template_namespace())
 
     def user_volumes(self) -> dict[str, str]:
@@ -90,15 +91,32 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         return self.user_volumes()
 
     def user_image(self) -> str:
+        """Image of this start. Default: `DockerSpawner.image` (HUB_SINGLEUSER_IMAGE)."""
         return self.image
 
     def user_mem_limit(self):
+        """Memory limit of this start, in bytes or as '2G'; None: no limit.
+
+        Default: `mem_limit` (HUB_MEM_LIMIT). DockerSpawner evaluates a callable
+        `c.DockerSpawner.mem_limit` when the spawner is created, so one set in
+        jupyterhub_config.d arrives here already evaluated; an override of this method
+        decides last, at every start, and also sets the swap limit to the same value.
+        """
         return self.mem_limit
 
     def user_cpu_limit(self):
+        """CPU cores of this start (float); None: no limit.
+
+        Default: `cpu_limit` (HUB_CPU_LIMIT), a callable `c.DockerSpawner.cpu_limit`
+        already evaluated; an override of this method decides last.
+        """
         return self.cpu_limit
 
     def user_pids_limit(self) -> int:
+        """Most processes and threads in this container; 0: no limit.
+
+        Default: `pids_limit` (HUB_PIDS_LIMIT).
+        """
         return self.pids_limit
 
     def user_capabilities(self) -> list[str]:
