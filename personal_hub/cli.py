@@ -1,13 +1,16 @@
 """`personal-hub`: create, check and run a hub's settings.
 
-`init` and `check` need only the Python standard library, so they work from a plain
-checkout on a Docker host (`python3 -m personal_hub init`). `run` needs the package's
-dependencies (JupyterHub).
+`init`, `check`, `get`, `rotate-password`, `stack` and `dev-env` need only the Python
+standard library, so they work from a plain checkout on a Docker host (`python3 -m
+personal_hub init`; `./hub` runs them that way). `run` needs the package's dependencies
+(JupyterHub).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import stat
 import sys
@@ -15,82 +18,31 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import __version__, config_path
+from .devenv import LOCAL_DATA_DIR, dev_env, shell_assignments
 from .egress import DEFAULT_POLICY as DEFAULT_EGRESS
 from .egress import POLICIES as EGRESS_POLICIES
+from .envfile import (
+    EnvFileError,
+    parse_env_file,
+    read_env_file,
+    read_env_text,
+    values_compose_would_expand,
+)
 from .settings import SettingsError, load_settings
+from .stack import (
+    BUILD_TARGETS,
+    COMPOSE_FILE,
+    TRAEFIK_FILE,
+    ComposeStack,
+    StackCommands,
+    StackError,
+)
 from .variables import BY_NAME, VARIABLES, generate_secret, render_env_file
 
 DEFAULT_ENV_FILE = "stack.env"
 
 
 # ---------------------------------------------------------------- env files
-
-
-class EnvFileError(Exception):
-    pass
-
-
-def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
-    """Parse KEY=VALUE lines the way `docker compose` reads an env_file.
-
-    Blank lines and `#` comments are skipped; a quoted value ends at its closing quote;
-    an unquoted value ends before ` #` (an inline comment). Nothing is expanded: see
-    `values_compose_would_expand` for values that compose would change.
-    """
-    values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("export "):
-            stripped = stripped[len("export ") :].lstrip()
-        name, sep, value = stripped.partition("=")
-        name = name.strip()
-        if not sep or not name.isidentifier():
-            # Never echo the line: it may hold a secret.
-            raise EnvFileError(
-                f"{source}, line {number}: expected NAME=value (a name of letters, digits "
-                "and '_', then '=')."
-            )
-        values[name] = _env_value(value.strip(), f"{source}, line {number}")
-    return values
-
-
-def _env_value(value: str, where: str) -> str:
-    if value[:1] in ("'", '"'):
-        quote = value[0]
-        end = value.find(quote, 1)
-        if end == -1:
-            raise EnvFileError(f"{where}: the value's opening {quote} has no closing {quote}.")
-        return value[1:end]
-    comment = value.find(" #")
-    return value[:comment].rstrip() if comment != -1 else value
-
-
-def values_compose_would_expand(text: str) -> list[str]:
-    """Names whose value has a `$` that docker compose would interpolate (not single-quoted)."""
-    names = []
-    for line in text.splitlines():
-        name, sep, value = line.strip().partition("=")
-        value = value.strip()
-        if sep and not name.startswith("#") and "$" in value and not value.startswith("'"):
-            names.append(name.strip())
-    return names
-
-
-def read_env_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EnvFileError(
-            f"{path} does not exist. Create it with `personal-hub init --env-file {path}`."
-        ) from None
-    except OSError as error:
-        raise EnvFileError(f"{path} cannot be read: {error.strerror}.") from None
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    return parse_env_file(read_env_text(path), str(path))
 
 
 def readable_by_others(path: Path) -> bool:
@@ -136,7 +88,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     overrides = {}
     if args.local:
         overrides["HUB_SPAWNER"] = "local"
-        overrides["HUB_DATA_DIR"] = str(Path(args.data_dir or ".personal-hub/data").resolve())
+        overrides["HUB_DATA_DIR"] = str(Path(args.data_dir or LOCAL_DATA_DIR).resolve())
     elif args.data_dir:
         overrides["HUB_DATA_DIR"] = str(Path(args.data_dir).resolve())
     try:
@@ -325,6 +277,84 @@ def cmd_config_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev_env(args: argparse.Namespace) -> int:
+    print(shell_assignments(dev_env(Path.cwd())), end="")
+    return 0
+
+
+# ---------------------------------------------------------------- the Docker stack
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """Run one `stack` command from the checkout; a user's problem is one line, exit 1."""
+    if not Path(COMPOSE_FILE).is_file():
+        print(f"personal-hub: no {COMPOSE_FILE} here. Fix: run it from the personal-hub "
+              "checkout (./hub does).", file=sys.stderr)
+        return 1
+    try:
+        return args.stack_handler(args)
+    except (StackError, EnvFileError) as error:
+        print(f"personal-hub: {error}", file=sys.stderr)
+        return 1
+
+
+def stack_commands(args: argparse.Namespace, *, required: bool = True) -> StackCommands:
+    stack = ComposeStack.load(args.env_file, os.environ, required=required)
+    return StackCommands(stack)
+
+
+def require_env_file(args: argparse.Namespace, nothing_to: str) -> None:
+    if not Path(args.env_file).exists():
+        raise StackError(f"no {args.env_file} here: nothing to {nothing_to}")
+
+
+def cmd_stack_up(args: argparse.Namespace) -> int:
+    StackCommands(ComposeStack(args.env_file, {}, dict(os.environ))).require_docker()
+    if not Path(args.env_file).exists():
+        init = argparse.Namespace(env_file=args.env_file, force=False, local=False,
+                                  data_dir=None)
+        if cmd_init(init):
+            return 1
+    # Warnings and problems go to stderr; the summary of valid settings is not needed here.
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = cmd_check(argparse.Namespace(env_file=args.env_file))
+    if status:
+        raise StackError(f"fix {args.env_file} first (problems above)")
+    stack_commands(args).up()
+    return 0
+
+
+def cmd_stack_down(args: argparse.Namespace) -> int:
+    require_env_file(args, "stop")
+    stack_commands(args).down()
+    return 0
+
+
+def cmd_stack_rotate(args: argparse.Namespace) -> int:
+    require_env_file(args, "rotate")
+    commands = stack_commands(args)
+    commands.require_running()
+    if cmd_rotate_password(args):
+        return 1
+    commands.restart_revoking_logins()
+    return 0
+
+
+def cmd_stack_build(args: argparse.Namespace) -> int:
+    stack_commands(args, required=False).build(args.target)
+    return 0
+
+
+def cmd_stack_compose(args: argparse.Namespace) -> int:
+    require_env_file(args, "run docker compose with")
+    compose_args = list(args.compose_args)
+    if compose_args[:1] == ["--"]:
+        del compose_args[0]
+    if not compose_args:
+        raise StackError("name a docker compose command, e.g. ./hub compose ps")
+    return stack_commands(args).compose(*compose_args, check=False).returncode
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -455,6 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     egress.set_defaults(handler=cmd_egress)
 
+    add_stack_commands(commands)
+
+    dev = commands.add_parser(
+        "dev-env",
+        help="print where ./hub try and ./hub test keep things (sh assignments)",
+        description="Print, as sh assignments for `eval`, the paths of this checkout that "
+        "./hub try and ./hub test use (the venv, configurable-http-proxy and its version, "
+        "the local data directory, a test Docker engine's directory and config) and the "
+        "PostgreSQL server binaries (empty when not installed). Run from the checkout.",
+    )
+    dev.set_defaults(handler=cmd_dev_env)
+
     path = commands.add_parser(
         "config-path",
         help="print the packaged jupyterhub_config.py path",
@@ -463,6 +505,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     path.set_defaults(handler=cmd_config_path)
     return parser
+
+
+def add_stack_commands(commands) -> None:
+    stack = commands.add_parser(
+        "stack",
+        help="start, stop, rotate and build the Docker Compose stack of this checkout",
+        description="The Docker Compose stack of a personal-hub checkout (what ./hub up, "
+        "down, rotate, build and compose run; ./build.sh is ./hub build). Run from the "
+        f"checkout. docker compose reads {COMPOSE_FILE}, plus {TRAEFIK_FILE} "
+        "when JUPYTER_DOMAIN is set; for every variable a value in your shell wins over "
+        "stack.env, which wins over the default. Standard library only.",
+    )
+    stack.set_defaults(handler=cmd_stack)
+
+    def default(name: str) -> str:
+        return BY_NAME[name].default
+
+    actions = stack.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
+
+    def action(name: str, handler, help: str, description: str):
+        parser = actions.add_parser(name, help=help, description=description)
+        parser.add_argument("--env-file", default=DEFAULT_ENV_FILE, help="env file (stack.env)")
+        parser.set_defaults(stack_handler=handler)
+        return parser
+
+    action(
+        "up", cmd_stack_up, "create stack.env if missing, build, start and wait",
+        "Create the env file with generated secrets if it is missing, check it, build the "
+        "single-user image if it is missing, then start (or update) the stack with `docker "
+        "compose up -d --build --wait` (HUB_WAIT_TIMEOUT seconds, default 300) and print "
+        "its address. Run it again after editing stack.env.",
+    )
+    action(
+        "down", cmd_stack_down, "stop user servers and the stack (data is kept)",
+        "Stop the user servers on HUB_DOCKER_NETWORK, then `docker compose down`. Users, "
+        "files and the database are kept (volumes stay).",
+    )
+    action(
+        "rotate", cmd_stack_rotate,
+        "someone left: new shared password, everyone logged out, all tokens revoked",
+        "For a running stack: write a new JUPYTER_PASSWORD into the env file and print it "
+        "once, stop the hub, run `personal-hub revoke-logins` in the hub's image, start the "
+        "hub again. Users, files and shares stay.",
+    )
+    build = action(
+        "build", cmd_stack_build, "build the single-user image, the hub image or both",
+        "Build images from this checkout with `docker build`: singleuser (the default; name "
+        f"HUB_SINGLEUSER_IMAGE, or SINGLEUSER_IMAGE, default {default('HUB_SINGLEUSER_IMAGE')}, "
+        f"from SINGLEUSER_BASE_IMAGE, default {default('SINGLEUSER_BASE_IMAGE')}), hub "
+        f"(HUB_IMAGE, default {default('HUB_IMAGE')}, from PYTHON_IMAGE, default "
+        f"{default('PYTHON_IMAGE')}) or all. Values come from the shell, else the env file "
+        "(if it exists), else these defaults.",
+    )
+    build.add_argument("target", nargs="?", choices=BUILD_TARGETS, default="singleuser",
+                       help="singleuser (default), hub or all")
+    compose = action(
+        "compose", cmd_stack_compose,
+        "run docker compose with the stack's env file and compose files",
+        f"Run `docker compose --env-file <env file> -f {COMPOSE_FILE} [-f {TRAEFIK_FILE}] "
+        "ARGS...`, e.g. `./hub compose logs hub`. Put `--` before "
+        "ARGS that start with a dash.",
+    )
+    compose.add_argument("compose_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                         help="docker compose command and arguments")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

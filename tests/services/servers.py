@@ -6,7 +6,6 @@ and security tiers start them through their fixtures.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import secrets
@@ -19,19 +18,11 @@ import psycopg2
 import requests
 
 from personal_hub import config_path
+from personal_hub.devenv import postgres_bin_dir
 from tests.helpers import Process, free_port, require, wait_for
 
 DB_NAME = "jupyterhub"
 DB_USER = "jupyterhub"
-
-
-def postgres_bin_dir() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    for directory in candidates:
-        if Path(directory, "initdb").exists():
-            return Path(directory)
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
 
 
 class Postgres:

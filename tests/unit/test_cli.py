@@ -301,6 +301,11 @@ def test_config_path_prints_the_packaged_config(capsys):
         (["check"], "Validate an env file"),
         (["run"], "jupyterhub -f <packaged config>"),
         (["config-path"], "Print the path of the packaged config"),
+        (["stack"], "The Docker Compose stack of a personal-hub checkout"),
+        (["stack", "up"], "compose up -d --build --wait"),
+        (["stack", "build"], "singleuser (the default"),
+        (["stack", "compose"], "e.g. `./hub compose logs hub`"),
+        (["dev-env"], "as sh assignments for `eval`"),
     ],
 )
 def test_help_of_every_command(capsys, command, phrase):

@@ -160,8 +160,6 @@ def test_compose_upstream_images_are_the_real_defaults(compose_config):
     [
         ("docker/hub.Dockerfile", "ARG PYTHON_IMAGE={PYTHON_IMAGE}"),
         ("docker/singleuser.Dockerfile", "ARG BASE_IMAGE={SINGLEUSER_BASE_IMAGE}"),
-        ("build.sh", "${{SINGLEUSER_BASE_IMAGE:-{SINGLEUSER_BASE_IMAGE}}}"),
-        ("build.sh", "${{PYTHON_IMAGE:-{PYTHON_IMAGE}}}"),
     ],
 )
 def test_image_defaults_repeat_the_declared_ones(path, text):
