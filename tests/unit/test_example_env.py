@@ -11,6 +11,7 @@ from personal_hub.cli import main, parse_env_file
 from personal_hub.variables import PLACEHOLDER, VARIABLES, render_env_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example-stack.env"
+CONFIGURATION_DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_example_file_is_the_rendered_template():
@@ -49,16 +50,17 @@ def test_check_refuses_the_unchanged_example(capsys):
             assert f"  - {variable.name}: is a placeholder" in err
 
 
-def test_readme_documents_every_variable():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in readme]
-    assert not missing, f"README.md's configuration table lacks {missing}"
+def test_configuration_docs_document_every_variable():
+    reference = CONFIGURATION_DOCS.read_text(encoding="utf-8")
+    missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in reference]
+    assert not missing, f"docs/configuration.md's reference lacks {missing}"
 
 
-def test_readme_reference_is_the_rendered_table():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    start = readme.index(variables.REFERENCE_START)
-    end = readme.index(variables.REFERENCE_END) + len(variables.REFERENCE_END) + 1
-    assert readme[start:end] == variables.render_reference(), (
-        "regenerate the README's table with personal_hub.variables.render_reference()"
+def test_configuration_docs_reference_is_the_rendered_table():
+    reference = CONFIGURATION_DOCS.read_text(encoding="utf-8")
+    start = reference.index(variables.REFERENCE_START)
+    end = reference.index(variables.REFERENCE_END) + len(variables.REFERENCE_END) + 1
+    assert reference[start:end] == variables.render_reference(), (
+        "regenerate the table in docs/configuration.md with "
+        "personal_hub.variables.render_reference()"
     )
