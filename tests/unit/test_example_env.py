@@ -28,7 +28,14 @@ def test_every_variable_is_documented_in_the_example(variable):
 
     assert sum(line.startswith(f"{variable.name}=") for line in lines) == 1
     index = next(i for i, line in enumerate(lines) if line.startswith(f"{variable.name}="))
-    assert lines[index - 1] == f"# {variable.help}", "the help text is the line above"
+    above = []
+    for line in reversed(lines[:index]):
+        if not line.startswith("# ") or line.startswith("# ---"):
+            break
+        above.insert(0, line.removeprefix("# "))
+    assert " ".join(above) == f"{variable.description()} Values: {variable.allowed}.", (
+        "the description and the allowed values are the comment above"
+    )
 
 
 def test_example_has_no_real_secret():

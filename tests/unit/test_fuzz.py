@@ -44,6 +44,18 @@ def test_the_settings_loader_answers_every_environment(changes):
     environ = {
         "JUPYTER_PASSWORD": USER_PASSWORD, "JUPYTER_ADMIN_PASSWORD": ADMIN_PASSWORD, **changes
     }
+    output = answer(environ)
+    for name, value in secrets_to_hide(environ).items():
+        # A value that is also part of our own wording (say "unlimite") is no echo: it
+        # shows as well when the secret holds something else of the same length.
+        if value in output:
+            assert value in answer({**environ, name: "\u2603" * len(value)}), (
+                f"{name}'s value is echoed"
+            )
+
+
+def answer(environ: dict[str, str]) -> str:
+    """What the loader tells its user: the problem report, or the summary."""
     try:
         result = load_settings(environ)
     except SettingsError as error:
@@ -51,13 +63,9 @@ def test_the_settings_loader_answers_every_environment(changes):
         assert report.startswith("personal-hub: ")
         for problem in error.problems:
             assert problem.variable and problem.message and problem.fix
-        for name, value in secrets_to_hide(environ).items():
-            assert value not in report, f"{name}'s value is echoed"
-    else:
-        assert isinstance(result, Settings)
-        summary = "\n".join(result.summary())
-        for name, value in secrets_to_hide(environ).items():
-            assert value not in summary, f"{name}'s value is shown"
+        return report
+    assert isinstance(result, Settings)
+    return "\n".join(result.summary())
 
 
 @settings(max_examples=400, deadline=None)
