@@ -20,6 +20,7 @@ Containers are named `phbatt<hex>…` and removed afterwards.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import statistics
 import subprocess
@@ -31,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.spawn_time import cleanup, first_spawn, machine  # noqa: E402
-from personal_hub.cli import read_env_file  # noqa: E402
+from personal_hub.stack import ComposeStack  # noqa: E402
 
 TOKEN = secrets.token_hex(16)
 LAB = ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser",
@@ -83,11 +84,12 @@ def timed_start(name: str, image: str, command: list[str], timeout: float,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    env = read_env_file(REPO / "stack.env") if (REPO / "stack.env").exists() else {}
-    parser.add_argument("--image", default=env.get("HUB_SINGLEUSER_IMAGE")
-                        or "personal-jupyter-singleuser:latest")
-    parser.add_argument("--base", default=env.get("SINGLEUSER_BASE_IMAGE")
-                        or "quay.io/jupyter/datascience-notebook:python-3.13")
+    # The images ./hub up and ./build.sh use: the shell's names, else stack.env's, else the
+    # defaults.
+    stack = ComposeStack.load(str(REPO / "stack.env"), os.environ, required=False)
+    env = stack.file_values
+    parser.add_argument("--image", default=stack.image("singleuser"))
+    parser.add_argument("--base", default=stack.value("SINGLEUSER_BASE_IMAGE"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--url", help="a running stack: also time login -> JupyterLab")
     parser.add_argument("--skip-runtime-install", action="store_true",

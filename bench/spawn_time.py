@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import secrets
 import statistics
 import subprocess
@@ -29,21 +28,15 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from personal_hub.cli import read_env_file  # noqa: E402
+from personal_hub.envfile import read_env_file  # noqa: E402
+from personal_hub.stack import ComposeStack  # noqa: E402
+from tests import helpers  # noqa: E402 - the tests' login, as a browser does it
 
 TIMEOUT = 300
 
 
 def login(url: str, username: str, password: str) -> requests.Session:
-    session = requests.Session()
-    page = session.get(f"{url}/hub/login", timeout=30)
-    xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text).group(1)
-    response = session.post(
-        f"{url}/hub/login",
-        data={"_xsrf": xsrf, "username": username, "password": password},
-        allow_redirects=False,
-        timeout=30,
-    )
+    session, response = helpers.login(url, username, password)
     if response.status_code != 302:
         raise SystemExit(f"login as {username} failed with HTTP {response.status_code}")
     return session
@@ -71,8 +64,7 @@ def wait_until_serving(session: requests.Session, url: str, user: str) -> None:
 
 
 def xsrf_header(session: requests.Session) -> dict[str, str]:
-    token = next((c.value for c in session.cookies if c.name == "_xsrf"), "")
-    return {"X-XSRFToken": token}
+    return {"X-XSRFToken": helpers.xsrf_from(session)}
 
 
 def container_gone(user: str) -> bool:
@@ -136,13 +128,11 @@ def cleanup(url: str, env: dict[str, str], users: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env-file", default="stack.env", help="the stack's env file")
-    parser.add_argument("--url", help="hub URL (default from HUB_PUBLISH_ADDRESS/PORT)")
+    parser.add_argument("--url", help="hub URL (default: where ./hub up published it)")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
     args = parser.parse_args()
     env = read_env_file(Path(args.env_file))
-    address = env.get("HUB_PUBLISH_ADDRESS") or "127.0.0.1"
-    address = "127.0.0.1" if address == "0.0.0.0" else address
-    url = args.url or f"http://{address}:{env.get('HUB_PUBLISH_PORT') or '8000'}"
+    url = args.url or ComposeStack(args.env_file, env, os.environ).url
     prefix = "bench" + secrets.token_hex(3)
     firsts, respawns, users = [], [], []
     try:
