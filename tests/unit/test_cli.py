@@ -450,3 +450,57 @@ def test_rotate_password_changes_only_the_shared_password(tmp_path, capsys):
         k: v for k, v in before.items() if k != "JUPYTER_PASSWORD"
     }
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+# ---------------------------------------------------------------- get
+
+SECRET_NAMES = [variable.name for variable in VARIABLES if variable.secret]
+
+
+def test_get_prints_values_and_defaults_of_settings(tmp_path, environ, capsys):
+    env_file = write_env(tmp_path / "stack.env", {**environ, "HUB_MEM_LIMIT": "4G"})
+
+    assert main(["get", "--env-file", str(env_file), "HUB_MEM_LIMIT", "HUB_SPAWNER"]) == 0
+
+    assert capsys.readouterr().out.splitlines() == ["4G", "docker"]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_get_never_prints_a_secret(tmp_path, environ, capsys, name):
+    secret = "Never-Shown-" + "q8" * 16
+    env_file = write_env(tmp_path / "stack.env", {**environ, name: secret})
+
+    status = main(["get", "--env-file", str(env_file), "HUB_SPAWNER", name])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"{name} is a secret and is not printed" in captured.err
+    for value in (secret, *environ.values()):
+        assert value not in captured.out + captured.err
+
+
+# ---------------------------------------------------------------- check: '$' in values
+
+DOLLAR_WARNING = "warning: JUPYTER_PASSWORD contains '$', which docker compose expands."
+
+
+@pytest.mark.parametrize(
+    ("written", "warned"),
+    [
+        (f"{USER_PASSWORD}$HOME", True),
+        (f'"{USER_PASSWORD}$HOME"', True),  # compose expands inside double quotes too
+        (f"'{USER_PASSWORD}$HOME'", False),  # single quotes keep the '$'
+        (USER_PASSWORD, False),
+    ],
+)
+def test_check_warns_about_a_dollar_compose_would_expand(
+    tmp_path, environ, capsys, written, warned
+):
+    env_file = write_env(tmp_path / "stack.env", {**environ, "JUPYTER_PASSWORD": written})
+
+    assert main(["check", "--env-file", str(env_file)]) == 0
+
+    err = capsys.readouterr().err
+    assert err.count("contains '$'") == (1 if warned else 0)
+    assert (DOLLAR_WARNING in err) is warned
+    assert USER_PASSWORD not in err
