@@ -20,8 +20,6 @@ from personal_hub.settings import load_settings
 from personal_hub.spawner import PersonalDockerSpawner, PersonalLocalSpawner
 from personal_hub.variables import BY_NAME
 
-CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
-
 
 @pytest.fixture
 def configure(make_settings):
@@ -60,12 +58,12 @@ def test_anyone_with_the_password_may_log_in_without_an_allowed_list(configure):
 
 
 def test_only_listed_users_may_log_in_with_an_allowed_list(configure):
+    # That a name removed from the list is refused after a restart is shown by the services
+    # tier (test_hub_policies.py) and by test_authenticator.py, through the hub's own calls.
     auth = configure(HUB_ALLOWED_USERS="Alice,bob").PersonalAuthenticator
 
     assert auth.allow_all is False
     assert auth.allowed_users == {"alice", "bob"}
-    # Removing a name from the list locks that user out even though they are in the db.
-    assert auth.allow_existing_users is False
 
 
 def test_no_admin_users_without_an_admin(make_settings):
@@ -102,7 +100,6 @@ def test_docker_mode(configure):
     assert c.DockerSpawner.network_name == "labnet"
     assert c.DockerSpawner.remove is True
     assert c.DockerSpawner.use_internal_ip is True
-    assert c.PersonalDockerSpawner.home_mount_point == "/home/jovyan"
     assert c.PersonalSpawner.timezone == "Europe/Berlin"
 
 
@@ -212,18 +209,47 @@ def test_hub_managed_proxy(configure):
 # ---------------------------------------------------------------- idle culler, named servers
 
 
-@pytest.mark.parametrize(("timeout", "seconds"), [("1h", 3600), ("30m", 1800), ("90", 90)])
-def test_idle_culler_service_and_least_privilege_role(configure, timeout, seconds):
+def culler_options(c: Config) -> dict[str, int]:
+    """{"timeout": ..., "cull-every": ...} from the culler service's command line."""
+    (service,) = c.JupyterHub.services
+    assert service["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
+    options = dict(
+        argument[2:].split("=", 1) for argument in service["command"] if argument.startswith("--")
+    )
+    return {name: int(value) for name, value in options.items()}
+
+
+# (HUB_IDLE_TIMEOUT, its seconds, the check interval): every half timeout, at least every
+# 10 s, at most every 10 minutes. A check as seldom as the timeout would let a server idle
+# for up to twice the timeout. That the culler really stops an idle server (and its role
+# lets it) is shown by the services tier (test_hub_policies.py).
+@pytest.mark.parametrize(
+    ("timeout", "seconds", "every"),
+    [
+        ("2h", 7200, 600),
+        ("1h", 3600, 600),
+        ("30m", 1800, 600),
+        ("90", 90, 45),
+        ("20", 20, 10),
+        ("11", 11, 10),
+    ],
+)
+def test_idle_culler_checks_more_often_than_the_timeout(configure, timeout, seconds, every):
     c = configure(HUB_IDLE_TIMEOUT=timeout)
 
+    assert culler_options(c) == {"timeout": seconds, "cull-every": every}
+    assert every < seconds
+
+
+def test_idle_culler_runs_as_a_service_holding_its_own_role(configure):
+    c = configure(HUB_IDLE_TIMEOUT="1h")
+
     (service,) = c.JupyterHub.services
-    assert service["name"] == "idle-culler"
-    assert service["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
-    assert f"--timeout={seconds}" in service["command"]
-    admin_role, role = c.JupyterHub.load_roles
+    admin_role, culler_role = c.JupyterHub.load_roles
     assert admin_role == {"name": "admin", "users": ["admin"]}
-    assert role["services"] == ["idle-culler"]
-    assert role["scopes"] == CULLER_SCOPES
+    assert culler_role["services"] == [service["name"]]
+    # It stops servers, never users (so no admin:users, which could delete them).
+    assert not any(scope.startswith("admin:") for scope in culler_role["scopes"])
 
 
 def test_no_idle_culler_when_the_timeout_is_zero(configure):
@@ -255,11 +281,13 @@ def test_apply_does_not_share_mutable_values(make_settings):
     first, second = Config(), Config()
     apply(settings, first)
     apply(settings, second)
+    culler_scopes = list(second.JupyterHub.load_roles[1]["scopes"])
 
     first.JupyterHub.load_roles[1]["scopes"].append("admin:users")
     first.PersonalAuthenticator.allowed_users.add("mallory")
 
-    assert second.JupyterHub.load_roles[1]["scopes"] == CULLER_SCOPES
+    assert second.JupyterHub.load_roles[1]["scopes"] == culler_scopes
+    assert "admin:users" not in culler_scopes
     assert second.PersonalAuthenticator.allowed_users == {"alice"}
     assert settings.allowed_users == frozenset({"alice"})
 
