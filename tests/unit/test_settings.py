@@ -487,20 +487,20 @@ def test_postgres_url_names_psycopg2_and_quotes_the_password(make_settings):
     assert (parsed.host, parsed.port, parsed.database) == ("db", 5433, "hub/db")
 
 
-def test_empty_postgres_port_does_not_break_the_database_url(environ):
-    """An emptied POSTGRES_PORT must fall back to 5432 or be reported, never `db:None`."""
+def test_an_empty_postgres_port_is_the_default_port(environ):
+    """`POSTGRES_PORT=` (emptied, as compose's ${X:-default} reads it) is 5432: accepted,
+    never a URL with `db:None` or without a port."""
     env = {
         **environ,
         "POSTGRES_HOST": "db",
         "POSTGRES_PASSWORD": POSTGRES_PASSWORD,
         "POSTGRES_PORT": "",
     }
-    try:
-        settings = load_settings(env)
-    except SettingsError as error:
-        assert [problem.variable for problem in error.problems] == ["POSTGRES_PORT"]
-    else:
-        assert make_url(settings.database_url()).port == 5432
+
+    settings = load_settings(env)
+
+    assert make_url(settings.database_url()).port == 5432
+    assert "database:       PostgreSQL jupyterhub@db:5432/jupyterhub" in settings.summary()
 
 
 def test_summary_has_no_secret(full_environ, assert_no_secret):
