@@ -130,8 +130,9 @@ class Duration:
     def allowed(self) -> str:
         zero = f"; 0: {self.zero_means}" if self.zero_means else ""
         return (
-            f"seconds, or e.g. 90s, 5m, 2h, from {format_duration(self.minimum)} "
-            f"to {format_duration(self.maximum)}{zero}"
+            f"a duration from {format_duration(self.minimum)} to "
+            f"{format_duration(self.maximum)}: seconds, or a whole number with s, m, h or d "
+            f"(90s, 5m, 2h){zero}"
         )
 
     def __call__(self, text: str) -> int:

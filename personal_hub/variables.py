@@ -65,8 +65,8 @@ class Variable:
             return error.fix
         if self.fix:
             return self.fix
-        example = f", e.g. {self.default}" if self.default and not self.secret else ""
-        return f"use {self.allowed}{example}."
+        default = f" The default is {self.default}." if self.default else ""
+        return f"use {self.allowed}.{default}"
 
     def empty_value(self):
         """The value of this variable when it is empty (not for REQUIRED)."""
