@@ -16,11 +16,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from personal_hub.cli import read_env_file
+from personal_hub.envfile import read_env_file
+from personal_hub.stack import ComposeStack, StackCommands, StackError
 from tests.helpers import LOG_COLLECTORS, LOG_FILES, free_port, require
 
 pytestmark = pytest.mark.docker
@@ -42,14 +44,18 @@ def docker_available() -> str | None:
     return None
 
 
+def test_path() -> str:
+    """PATH with this interpreter's bin directory first (the venv's docker-compose)."""
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def compose_command() -> list[str] | None:
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    venv_compose = Path(sys.executable).with_name("docker-compose")
-    if venv_compose.exists():
-        return [str(venv_compose)]
-    found = shutil.which("docker-compose")
-    return [found] if found else None
+    """The same docker compose that ./hub finds, or None."""
+    stack = ComposeStack("stack.env", {}, {**os.environ, "PATH": test_path()})
+    try:
+        return StackCommands(stack).compose_command()
+    except StackError:
+        return None
 
 
 def run(command: list[str], *, timeout: float = 120, check: bool = True, **kwargs):
@@ -64,6 +70,42 @@ def run(command: list[str], *, timeout: float = 120, check: bool = True, **kwarg
 
 def docker_json(*args: str):
     return json.loads(run(["docker", *args]).stdout)
+
+
+def container_logs(name: str, tail: int = 80) -> str:
+    logs = run(["docker", "logs", "--tail", str(tail), name], check=False)
+    return logs.stdout + logs.stderr
+
+
+# `docker <remove command> NAME` for every NAME that `docker <listing>` prints.
+DOCKER_OBJECTS = {
+    ("rm", "-f", "-v"): ["docker", "ps", "-a", "--format", "{{.Names}}"],
+    ("volume", "rm", "-f"): ["docker", "volume", "ls", "--format", "{{.Name}}"],
+    ("network", "rm"): ["docker", "network", "ls", "--format", "{{.Name}}"],
+}
+
+
+def container_names(owns: Callable[[str], bool]) -> list[str]:
+    listing = run(DOCKER_OBJECTS[("rm", "-f", "-v")], check=False).stdout.split()
+    return [name for name in listing if owns(name)]
+
+
+# Images go with `--no-prune`: their untagged parent layers stay as the build cache.
+DOCKER_IMAGES = {
+    ("image", "rm", "-f", "--no-prune"): [
+        "docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+}
+
+
+def remove_docker_objects(owns: Callable[[str], bool], *, images: bool = False) -> None:
+    """Remove the containers (with their anonymous volumes), then the volumes and networks
+    (and, with `images`, the images) whose names `owns`: what a test created, found by its
+    name prefix."""
+    objects = {**DOCKER_OBJECTS, **(DOCKER_IMAGES if images else {})}
+    for remove, listing in objects.items():
+        for name in run(listing, check=False).stdout.split():
+            if owns(name):
+                run(["docker", *remove, name], check=False, timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -103,10 +145,9 @@ class Stack:
 
     def environ(self) -> dict[str, str]:
         """The shell environment of `./hub up`: only image names, ports and project name."""
-        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         return {
             **os.environ,
-            "PATH": path,
+            "PATH": test_path(),
             "COMPOSE_PROJECT_NAME": self.prefix,
             "HUB_PUBLISH_PORT": str(self.port),
             "HUB_PUBLISH_ADDRESS": "127.0.0.1",
@@ -134,13 +175,12 @@ class Stack:
         self, *args: str, timeout: float = 300, check: bool = True,
         env_overrides: dict[str, str] | None = None,
     ):
-        files = ["-f", "compose/docker-compose.yml"]
-        if self.env_file().get("JUPYTER_DOMAIN"):
-            files += ["-f", "compose/traefik.yml"]
+        environ = {**self.environ(), **(env_overrides or {})}
+        stack = ComposeStack("stack.env", self.env_file(), environ)  # the files ./hub uses
         return run(
-            [*compose_command(), "--env-file", "stack.env", *files, *args],
+            [*compose_command(), *stack.compose_args(), *args],
             cwd=self.repo,
-            env={**self.environ(), **(env_overrides or {})},
+            env=environ,
             timeout=timeout,
             check=check,
         )
@@ -159,26 +199,18 @@ class Stack:
         return f"{self.prefix}-{service}-1"
 
     def live_logs(self) -> list[tuple[str, str]]:
-        """Logs of the stack's services and user containers, right now (for a failing test)."""
-        if not (self.repo / "stack.env").exists():
-            return []
-        sections = []
-        for service in ("hub", "proxy", "db", "egress"):
-            logs = run(["docker", "logs", "--tail", "80", self.container(service)], check=False)
-            sections.append((f"docker logs {service} (tail)", logs.stdout + logs.stderr))
-        for name in self.user_containers():
-            logs = run(["docker", "logs", "--tail", "60", name], check=False)
-            sections.append((f"docker logs {name} (tail)", logs.stdout + logs.stderr))
-        return sections
+        """Logs of every container of this stack right now (for a failing test): its
+        services, its users' servers and what tests started beside it (e.g. Traefik)."""
+        return [(f"docker logs {name} (tail)", container_logs(name))
+                for name in container_names(self.owns)]
 
     def save_logs(self) -> None:
         result = self.compose("logs", "--no-color", "--tail", "200", check=False, timeout=60)
         with open(self.log_path, "a") as log:
             log.write(result.stdout[-20000:])
         for name in self.user_containers():
-            logs = run(["docker", "logs", "--tail", "100", name], check=False)
             with open(self.log_path, "a") as log:
-                log.write(f"\n--- {name}\n{logs.stdout[-5000:]}{logs.stderr[-5000:]}")
+                log.write(f"\n--- {name}\n{container_logs(name, tail=100)[-10000:]}")
 
     def user_containers(self) -> list[str]:
         result = run(
@@ -198,15 +230,7 @@ class Stack:
         """Remove everything with our prefix: containers, volumes, networks, images."""
         if (self.repo / "stack.env").exists():
             self.compose("down", "--volumes", "--remove-orphans", check=False, timeout=120)
-        listings = {
-            ("rm", "-f"): ["docker", "ps", "-a", "--format", "{{.Names}}"],
-            ("volume", "rm", "-f"): ["docker", "volume", "ls", "--format", "{{.Name}}"],
-            ("network", "rm"): ["docker", "network", "ls", "--format", "{{.Name}}"],
-        }
-        for remove, listing in listings.items():
-            for name in run(listing, check=False).stdout.split():
-                if self.owns(name):
-                    run(["docker", *remove, name], check=False)
+        remove_docker_objects(self.owns)
         for image in (self.hub_image, self.singleuser_image):
             run(["docker", "image", "rm", "-f", image], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
