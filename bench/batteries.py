@@ -8,7 +8,7 @@ Reports, in one run on this machine:
 - start to JupyterLab answering, for a container of the built image (packages
   pre-installed), median of --runs;
 - the same start when the packages are installed with pip when the container starts
-  (the brief's old approach): the base image runs `pip install -r
+  (how images without the batteries get them): the base image runs `pip install -r
   docker/singleuser-requirements.txt` first. One run: it is slow. The ratio of the two
   is the figure that matters;
 - with --url (a running stack, stack.env here): login to the user's JupyterLab

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from . import __version__, config_path
 from .devenv import LOCAL_DATA_DIR, dev_env, shell_assignments
-from .egress import DEFAULT_POLICY as DEFAULT_EGRESS
 from .egress import POLICIES as EGRESS_POLICIES
 from .envfile import (
     EnvFileError,
@@ -477,7 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the users' Docker network (HUB_DOCKER_NETWORK)",
     )
     egress.add_argument(
-        "--policy", choices=EGRESS_POLICIES, default=DEFAULT_EGRESS, help="HUB_EGRESS"
+        "--policy",
+        choices=EGRESS_POLICIES,
+        default=BY_NAME["HUB_EGRESS"].default,
+        help="HUB_EGRESS",
     )
     egress.add_argument(
         "--interval", type=float, default=15.0,

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POLICIES = ("internet", "all", "none")
-DEFAULT_POLICY = "internet"
 # Destinations `internet` refuses: private (RFC 1918, RFC 4193), shared address space
 # (RFC 6598: carrier-grade NAT, Tailscale) and link-local (169.254.169.254 is the cloud
 # metadata service). The host's own addresses are refused by the INPUT chain.
