@@ -72,7 +72,8 @@ def docker_json(*args: str):
     return json.loads(run(["docker", *args]).stdout)
 
 
-def container_logs(name: str, tail: int = 80) -> str:
+def container_logs(name: str, tail: int | str = 80) -> str:
+    """The last `tail` lines (or "all") of a container's output and errors."""
     logs = run(["docker", "logs", "--tail", str(tail), name], check=False)
     return logs.stdout + logs.stderr
 

@@ -27,7 +27,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.docker.conftest import BUILD_TIMEOUT, REPO, docker_json, run
+from tests.docker.conftest import (
+    BUILD_TIMEOUT,
+    REPO,
+    container_logs,
+    container_names,
+    docker_json,
+    remove_docker_objects,
+    run,
+)
 from tests.helpers import LOG_COLLECTORS, wait_for
 
 pytestmark = pytest.mark.docker
@@ -63,35 +71,13 @@ def installed_versions(image: str) -> dict[str, str]:
     return {canonical(item["name"]): item["version"] for item in json.loads(listing)}
 
 
-def container_logs(name: str) -> str:
-    result = run(["docker", "logs", name], check=False)
-    return result.stdout + result.stderr
+def owned(name: str) -> bool:
+    return name.startswith(PREFIX)
 
 
 def live_logs() -> list[tuple[str, str]]:
     """Logs of this module's containers, for a failing test's report."""
-    names = run(["docker", "ps", "-a", "--format", "{{.Names}}"], check=False).stdout.split()
-    return [(f"docker logs {name}", container_logs(name)[-6000:])
-            for name in names if name.startswith(PREFIX)]
-
-
-def remove_everything() -> None:
-    """Remove the containers, networks, volumes and images named with PREFIX.
-
-    The image goes with `--no-prune`: its untagged parent layers stay as the build cache, so
-    the next run builds in seconds instead of minutes (pip's layer alone is ~0.8 GB).
-    """
-    listings = {
-        ("rm", "-f", "-v"): ["docker", "ps", "-a", "--format", "{{.Names}}"],
-        ("network", "rm"): ["docker", "network", "ls", "--format", "{{.Name}}"],
-        ("volume", "rm", "-f"): ["docker", "volume", "ls", "--format", "{{.Name}}"],
-        ("image", "rm", "-f", "--no-prune"): [
-            "docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
-    }
-    for remove, listing in listings.items():
-        for name in run(listing, check=False).stdout.split():
-            if name.startswith(PREFIX):
-                run(["docker", *remove, name], check=False, timeout=120)
+    return [(f"docker logs {name}", container_logs(name)) for name in container_names(owned)]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +101,7 @@ def built(standins):
         yield {"tag": tag, "base": base, "build_log": result.stdout}
     finally:
         LOG_COLLECTORS.remove(live_logs)
-        remove_everything()
+        remove_docker_objects(owned, images=True)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +191,7 @@ def server(built, offline_network):
 
     def status_ok():
         state = docker_json("inspect", name)[0]["State"]
-        assert state["Running"], f"the server exited:\n{container_logs(name)[-4000:]}"
+        assert state["Running"], f"the server exited:\n{container_logs(name, tail='all')[-4000:]}"
         probe = run(["docker", "exec", name, "python", "-c",
                      "import urllib.request; urllib.request.urlopen("
                      f"'http://127.0.0.1:8888/api/status?token={TOKEN}', timeout=5)"],
@@ -236,9 +222,9 @@ def test_server_starts_offline_with_the_batteries_loaded(server, offline_network
     env = dict(item.split("=", 1) for item in info["Config"]["Env"])
     assert not any(key.endswith("_API_KEY") for key in env)
     # Give late starters (the MCP server runs in a background task) a moment to report.
-    wait_for(lambda: "MCP server started" in container_logs(server), timeout=30,
+    wait_for(lambda: "MCP server started" in container_logs(server, tail="all"), timeout=30,
              what="jupyter-ai's MCP server to start")
-    logs = container_logs(server)
+    logs = container_logs(server, tail="all")
     for extension in (
         "jupyter_server_ydoc",          # jupyter-collaboration's server side
         "jupyter_server_fileid",
@@ -355,7 +341,7 @@ def test_collaboration_state_stays_out_of_the_home_volume(server):
     assert outcome["sources"] == ["shared = 'edited together'"]
     assert outcome["ystore_in_tmp"] is True
     assert outcome["state_in_home"] == []
-    assert "Traceback" not in container_logs(server)
+    assert "Traceback" not in container_logs(server, tail="all")
 
 
 # --- c. a real notebook, executed headlessly in the image -----------------------------

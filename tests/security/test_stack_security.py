@@ -40,7 +40,7 @@ from tests.docker.test_stack import (
     read_file,
     write_file,
 )
-from tests.helpers import LOG_COLLECTORS, free_port, login, login_error, wait_for
+from tests.helpers import free_port, login, login_error, wait_for
 
 pytestmark = [pytest.mark.security, pytest.mark.docker]
 
@@ -470,30 +470,22 @@ def traefik(sec_stack, standins):  # noqa: F811 - the fixture imported above
         "--entrypoints.websecure.http.tls=true",
     ])
 
-    def traefik_logs():
-        logs = run(["docker", "logs", "--tail", "80", name], check=False)
-        return [("docker logs traefik (tail)", logs.stdout + logs.stderr)]
+    domain = f"hub.{stack.prefix}.test"
+    stack.set_env(
+        JUPYTER_DOMAIN=domain,
+        TRAEFIK_NETWORK=network,
+        TRAEFIK_ENTRYPOINT="websecure",
+        HUB_TRUSTED_PROXIES=name,
+    )
+    stack.hub_up()
+    base = f"https://127.0.0.1:{port}"
 
-    LOG_COLLECTORS.append(traefik_logs)
-    try:
-        domain = f"hub.{stack.prefix}.test"
-        stack.set_env(
-            JUPYTER_DOMAIN=domain,
-            TRAEFIK_NETWORK=network,
-            TRAEFIK_ENTRYPOINT="websecure",
-            HUB_TRUSTED_PROXIES=name,
-        )
-        stack.hub_up()
-        base = f"https://127.0.0.1:{port}"
+    def login_page():
+        page = https_session(domain).get(f"{base}/hub/login", timeout=5)
+        return page.status_code == 200 and 'name="password"' in page.text
 
-        def login_page():
-            page = https_session(domain).get(f"{base}/hub/login", timeout=5)
-            return page.status_code == 200 and 'name="password"' in page.text
-
-        wait_for(login_page, timeout=60, what="Traefik to route the domain over https")
-        yield base, domain
-    finally:
-        LOG_COLLECTORS.remove(traefik_logs)
+    wait_for(login_page, timeout=60, what="Traefik to route the domain over https")
+    return base, domain
 
 
 def https_session(domain: str) -> requests.Session:
