@@ -333,7 +333,7 @@ VARIABLES: tuple[Variable, ...] = (
         "1h",
         "Stop user servers idle this long. Files are kept.",
         "servers",
-        parsers.Duration(10, 365 * 86400, zero_means="the idle culler is off"),
+        parsers.Duration(20, 365 * 86400, zero_means="the idle culler is off"),
         setting="idle_timeout_seconds",
     ),
     Variable(

@@ -231,7 +231,7 @@ def culler_options(c: Config) -> dict[str, int]:
         ("30m", 1800, 600),
         ("90", 90, 45),
         ("20", 20, 10),
-        ("11", 11, 10),
+        ("21", 21, 10),
     ],
 )
 def test_idle_culler_checks_more_often_than_the_timeout(configure, timeout, seconds, every):
