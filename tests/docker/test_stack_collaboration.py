@@ -2,8 +2,8 @@
 
 alice shares her server with bob through the hub's sharing API (what JupyterLab's Share
 dialog calls); both join the notebook's collaboration room over the real Y-websocket
-protocol and see each other's edits; carol, not shared, is refused; after revoking,
-bob is refused.
+protocol and see each other's edits; carol, not shared, is refused where bob, doing
+the same, gets in; after revoking, bob is refused.
 """
 
 from __future__ import annotations
@@ -105,15 +105,53 @@ def test_owner_shares_and_both_edit_the_same_notebook_live(stack, people):
 
 
 def test_a_user_it_was_not_shared_with_is_refused(stack, people):
+    """ben (shared with) and cat (not) do exactly the same thing, each from a fresh hub
+    login, the way a browser does: open ann's JupyterLab (the server sends them to the
+    hub's OAuth authorize page, they click "Authorize"), use its API, join a notebook's
+    live room. Only the share differs, so the share is what lets ben in; cat is refused
+    at every step with 403."""
     names, sessions = people
-    server = f"{stack.url}/user/{names['ann']}"
-    assert open_as_guest(sessions["cat"], server).status_code == 403
-    assert sessions["cat"].get(f"{server}/api/contents", timeout=30).status_code == 403
-    # Nor can carol join the notebook's live room, even knowing its id.
-    room = open_session(sessions["ann"], server, "shared.ipynb")
-    with pytest.raises(InvalidStatus) as refused:
-        NotebookPeer(sessions["cat"], server, room)
-    assert refused.value.response.status_code in (302, 401, 403)
+    ann, ben, cat = names["ann"], names["ben"], names["cat"]
+    server = f"{stack.url}/user/{ann}"
+    password = stack.env_file()["JUPYTER_PASSWORD"]
+    granted = share(stack, sessions["ann"], ann, ben)  # as the first test left it
+    assert granted.status_code == 200, granted.text
+    create_notebook(sessions["ann"], server, "refusal.ipynb", "y = 2")
+    room = open_session(sessions["ann"], server, "refusal.ipynb")
+
+    visitors = {}
+    for name in (ben, cat):
+        session, response = login(stack.url, name, password)
+        assert response.status_code == 302, login_error(response)
+        visitors[name] = session
+    lab = {name: open_as_guest(session, server) for name, session in visitors.items()}
+    for name, page in lab.items():  # both went through the hub's OAuth flow
+        assert page.history and page.history[0].status_code == 302, (name, page.history)
+        assert "/hub/api/oauth2/authorize" in page.history[0].headers["Location"], name
+
+    # The control: the guest's visit gets JupyterLab, its API and the live room.
+    assert lab[ben].status_code == 200 and lab[ben].url.startswith(f"{server}/lab"), (
+        lab[ben].status_code, lab[ben].url, lab[ben].text[:500])
+    contents = visitors[ben].get(f"{server}/api/contents", timeout=30)
+    assert contents.status_code == 200, contents.text[:500]
+    guest = NotebookPeer(visitors[ben], server, room)
+    try:
+        assert guest.wait_for_source("y = 2") == "y = 2"
+    finally:
+        guest.close()
+
+    # The same visit by cat: the hub refuses to log cat in to ann's server (JupyterHub's
+    # authorize step checks the visitor's access:servers scope), so cat gets no login
+    # for it, and the server itself refuses its API and the live room.
+    refused = lab[cat]
+    assert refused.status_code == 403, (refused.status_code, refused.url, refused.text[:500])
+    assert "/hub/api/oauth2/authorize" in refused.url, refused.url
+    assert "You do not have permission to access" in refused.text, refused.text[:1000]
+    contents = visitors[cat].get(f"{server}/api/contents", timeout=30)
+    assert contents.status_code == 403, (contents.status_code, contents.text[:500])
+    with pytest.raises(InvalidStatus) as refused_room:
+        NotebookPeer(visitors[cat], server, room).close()
+    assert refused_room.value.response.status_code == 403
 
 
 def test_after_revoking_the_guest_is_refused(stack, people):

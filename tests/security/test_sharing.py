@@ -170,11 +170,37 @@ def test_the_owners_server_token_can_search_users_and_share_that_server(hub, ali
     assert other.status_code in (403, 404)
 
 
-def test_a_revoked_guest_is_refused_on_a_fresh_visit(hub, alice, admin):
-    hub_api(alice, "POST", hub, "shares/alice/", json={"user": "admin"})
-    revoked = hub_api(alice, "PATCH", hub, "shares/alice/", json={"user": "admin"})
-    assert revoked.status_code == 200
+def visit_lab(visitor: requests.Session, hub, owner: str) -> requests.Response:
+    """Open the owner's JupyterLab the way a browser does: the owner's server sends the
+    visitor to the hub's OAuth authorize page; the hub asks a visitor who may use the
+    server to authorize it (they click it) and sends them back, logged in to it."""
+    page = visitor.get(f"{hub.url}/user/{owner}/lab", timeout=15)
+    assert page.history and "/hub/api/oauth2/authorize" in page.history[0].headers.get(
+        "Location", ""), "the server did not send the visitor to the hub's OAuth flow"
+    if page.status_code == 200 and "/hub/api/oauth2/authorize" in page.url:
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        scopes = re.findall(r'type="hidden" name="scopes" value="([^"]+)"', page.text)
+        page = visitor.post(page.url, data={"_xsrf": xsrf, "scopes": scopes}, timeout=15)
+    return page
 
-    fresh = logged_in(hub, "admin", hub.environ["JUPYTER_ADMIN_PASSWORD"])
-    visit = fresh.get(f"{hub.url}/user/alice/api/status", timeout=15)
-    assert visit.status_code in (403, 404)
+
+def test_a_revoked_guest_is_refused_on_a_fresh_visit(hub, alice, admin):
+    """bob visits alice's server from a fresh login while it is shared with him, and again
+    after alice revokes the share: the same visit, only the share differs."""
+    password = hub.environ["JUPYTER_PASSWORD"]
+    shared = hub_api(alice, "POST", hub, "shares/alice/", json={"user": "bob"})
+    assert shared.status_code == 200, shared.text
+    while_shared = logged_in(hub, "bob", password)
+    lab = visit_lab(while_shared, hub, "alice")
+    assert lab.status_code == 200 and lab.url.startswith(f"{hub.url}/user/alice/lab"), (
+        lab.status_code, lab.url, lab.text[:500])
+    assert while_shared.get(f"{hub.url}/user/alice/api/status", timeout=15).status_code == 200
+
+    revoked = hub_api(alice, "PATCH", hub, "shares/alice/", json={"user": "bob"})
+    assert revoked.status_code == 200, revoked.text
+    fresh = logged_in(hub, "bob", password)
+    refused = visit_lab(fresh, hub, "alice")
+    # The hub refuses to log bob in to alice's server, so the server refuses him too.
+    assert refused.status_code == 403, (refused.status_code, refused.url, refused.text[:500])
+    assert "You do not have permission to access" in refused.text, refused.text[:1000]
+    assert fresh.get(f"{hub.url}/user/alice/api/status", timeout=15).status_code == 403
