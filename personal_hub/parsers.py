@@ -150,21 +150,20 @@ class Duration:
         return seconds
 
 
-UNLIMITED = "unlimited"
-
-
 @dataclass(frozen=True)
-class OrUnlimited:
-    """`inner`, or the word 'unlimited' for no limit (None)."""
+class OrWord:
+    """`inner`, or a word that means None: 'unlimited' for no limit, 'auto' for decided
+    by the machine."""
 
     inner: object
+    word: str
 
     @property
     def allowed(self) -> str:
-        return f"{self.inner.allowed}, or {UNLIMITED}"
+        return f"{self.inner.allowed}, or {self.word}"
 
     def __call__(self, text: str):
-        return None if text.lower() == UNLIMITED else self.inner(text)
+        return None if text.lower() == self.word else self.inner(text)
 
 
 # ---------------------------------------------------------------- words and names

@@ -78,6 +78,7 @@ class Settings:
     pids_limit: int | None
     cap_add: tuple[str, ...]
     idle_timeout_seconds: int
+    start_concurrency: int | None
     named_server_limit: int
     sharing: bool
     egress: str
@@ -159,6 +160,8 @@ class Settings:
             f"limits:         {limits}",
             f"user egress:    {egress}",
             f"idle culling:   {idle}",
+            f"server starts:  {self.start_concurrency or 'one per CPU core'} at a time, "
+            "the rest queue",
             f"server sharing: {'on' if self.sharing else 'off'}",
             f"time zone:      {self.timezone}",
             f"AI keys set:    {ai}",

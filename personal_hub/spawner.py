@@ -12,14 +12,20 @@ trying the hub (and testing it) on a machine without Docker.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 from dockerspawner import DockerSpawner
+from jupyterhub.httpclient import fetch
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .admission import StartCost, StartQueue, machine_cores, queue_message
 from .variables import default_value
 
 
@@ -37,6 +43,67 @@ class PersonalSpawner(LoggingConfigurable):
         help="""AI provider keys passed into user servers, by environment variable name,
         e.g. {'OPENAI_API_KEY': '...'}. Only keys with a value are passed.""",
     )
+
+    start_concurrency = Integer(
+        0,
+        config=True,
+        help="""Servers that start at the same time; 0: one per CPU core of the hub's
+        machine. Further starts wait in a first-come queue and see their place on the
+        spawn page, so a crowd logging in at once is served in turn instead of timing out
+        together.""",
+    )
+
+    # One queue and one record of start durations for the whole hub (set on first use).
+    _start_queue: StartQueue | None = None
+    # Until a start has been measured: 120 s (the batteries image answers in 6-9 s on two
+    # cores, several times that under load); then 4x the median start, 60 s to 10 min.
+    _start_cost = StartCost(initial=120, floor=60, ceiling=600)
+
+    def start_queue(self) -> StartQueue:
+        if PersonalSpawner._start_queue is None:
+            PersonalSpawner._start_queue = StartQueue(self.start_concurrency or machine_cores())
+        return PersonalSpawner._start_queue
+
+    async def start(self):
+        """Start when a slot is free, and hold it until the server answers."""
+        queue = self.start_queue()
+        place = queue.waiting + 1 if len(queue.starting) >= queue.slots else 0
+        if place:
+            self.log.info("Start of %s waits in the queue, place %d", self._log_name, place)
+        await queue.enter(self)
+        try:
+            timeout = self._start_cost.timeout()
+            began = time.monotonic()
+            try:
+                result = await asyncio.wait_for(self._start_until_answering(), timeout)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"The server did not answer within {timeout:.0f} s (usually it takes "
+                    f"{self._start_cost.typical() or 0:.0f} s); the machine may be overloaded."
+                ) from None
+            seconds = time.monotonic() - began
+            self._start_cost.record(seconds)
+            self.log.info("Server of %s answered %.1f s after its start", self._log_name, seconds)
+            return result
+        finally:
+            queue.leave(self)
+
+    async def _start_until_answering(self):
+        result = await super().start()
+        await answering(answer_url(result, self.server.base_url))
+        return result
+
+    async def progress(self):
+        """The place in the start queue while waiting, then that the server starts."""
+        queue, shown = self.start_queue(), None
+        while self._spawn_pending and queue.place(self) != 0:
+            place = queue.place(self)
+            if place and place != shown:
+                message = queue_message(place, queue.slots, self._start_cost.typical())
+                yield {"progress": 10, "message": message}
+                shown = place
+            await asyncio.sleep(0.5)
+        yield {"progress": 40, "message": "Starting your server; JupyterLab is loading."}
 
     def user_environment(self) -> dict[str, str]:
         """Extra environment of the user's server: TZ and the AI keys that are set."""
@@ -77,6 +144,21 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         help="""Linux capabilities given back to user containers; all others are dropped.
         The docker-stacks images started as their own user need none. e.g. ['CHOWN'].""",
     )
+
+    docker_threads = Integer(
+        4,
+        config=True,
+        help="""Threads for Docker API calls. DockerSpawner's default is one for the whole
+        hub, so one slow call (a stop waits up to 10 s for the server to exit) holds up
+        every other user's start, stop and status check.""",
+    )
+
+    @property
+    def executor(self):
+        cls = type(self)
+        if cls.__dict__.get("_executor") is None:
+            cls._executor = ThreadPoolExecutor(self.docker_threads, thread_name_prefix="docker")
+        return cls._executor
 
     def home_volume_name(self) -> str:
         """The user's home volume, from `home_volume_template` (one per user)."""
@@ -176,3 +258,31 @@ class PersonalLocalSpawner(PersonalSpawner, SimpleLocalProcessSpawner):
             # jupyter-server refuses to run as root without it (containers, CI).
             args.append("--allow-root")
         return args
+
+
+def answer_url(started, base_url: str) -> str:
+    """The URL the hub checks to see a server answer, from what `Spawner.start` returned:
+    a URL, or (ip, port) as DockerSpawner and the local spawner return it."""
+    if isinstance(started, str):
+        root = started.rstrip("/")
+    else:
+        ip, port = started
+        root = f"http://[{ip}]:{int(port)}" if ":" in ip else f"http://{ip}:{int(port)}"
+    return f"{root}{base_url}api"
+
+
+async def answering(url: str, interval: float = 0.25) -> None:
+    """Return once `url` answers below 500, as the hub's own check wants it.
+
+    Polls every `interval` (JupyterHub's check backs off to seconds between tries, which
+    a person waiting on the spawn page would feel); the caller bounds the wait.
+    """
+    while True:
+        try:
+            response = await fetch(url, raise_for_status=False, allow_redirects=False)
+        except (TimeoutError, OSError, aiohttp.ClientError):
+            pass
+        else:
+            if response.status < 500:
+                return
+        await asyncio.sleep(interval)

@@ -298,7 +298,7 @@ VARIABLES: tuple[Variable, ...] = (
         "Memory limit of each user server (no swap beyond it); a process that goes over is "
         "stopped by the kernel.",
         "servers",
-        parsers.OrUnlimited(parsers.Size(64 * 1024**2, 1024**5)),
+        parsers.OrWord(parsers.Size(64 * 1024**2, 1024**5), "unlimited"),
         setting="mem_limit_bytes",
     ),
     Variable(
@@ -306,7 +306,7 @@ VARIABLES: tuple[Variable, ...] = (
         "1024",
         "Most processes and threads in one user server (stops fork bombs).",
         "servers",
-        parsers.OrUnlimited(parsers.Integer(64, 4_194_304)),
+        parsers.OrWord(parsers.Integer(64, 4_194_304), "unlimited"),
         setting="pids_limit",
     ),
     Variable(
@@ -335,6 +335,16 @@ VARIABLES: tuple[Variable, ...] = (
         "servers",
         parsers.Duration(20, 365 * 86400, zero_means="the idle culler is off"),
         setting="idle_timeout_seconds",
+    ),
+    Variable(
+        "HUB_START_CONCURRENCY",
+        "auto",
+        "User servers that start at the same time; further starts wait in a first-come "
+        "queue, and each person sees their place on the start page. auto: one per CPU "
+        "core of the hub's machine (starting JupyterLab is CPU-bound).",
+        "servers",
+        parsers.OrWord(parsers.Integer(1, 256), "auto"),
+        setting="start_concurrency",
     ),
     Variable(
         "HUB_NAMED_SERVER_LIMIT",

@@ -443,6 +443,3 @@ def test_sharing_off_grants_nothing_extra(configure):
     assert c.Spawner.oauth_client_allowed_scopes == []
 
 
-def test_a_slow_server_start_is_not_given_up_after_30_seconds(configure):
-    spawner = configure().Spawner
-    assert spawner.http_timeout == spawner.start_timeout == 120

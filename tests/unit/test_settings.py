@@ -388,6 +388,7 @@ NOT_DEFAULT = {
     "HUB_MEM_LIMIT": "1G",
     "HUB_PIDS_LIMIT": "512",
     "HUB_IDLE_TIMEOUT": "2h",
+    "HUB_START_CONCURRENCY": "3",
     "HUB_NAMED_SERVER_LIMIT": "3",
     "HUB_SHARING": "false",
     "HUB_EGRESS": "none",

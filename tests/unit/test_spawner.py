@@ -6,7 +6,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from jupyterhub.objects import Hub
+from jupyterhub.objects import Hub, Server
 from sample_secrets import (
     ADMIN_PASSWORD,
     ANTHROPIC_KEY,
@@ -18,6 +18,7 @@ from sample_secrets import (
 from traitlets.config import Config
 
 import docker
+import personal_hub.spawner
 from personal_hub.config import apply
 from personal_hub.settings import load_settings
 from personal_hub.spawner import PersonalDockerSpawner, PersonalLocalSpawner
@@ -99,9 +100,19 @@ def spawn(environ, monkeypatch):
             api_token="api-token-for-test",
         )
 
+        spawner.server = Server(base_url=f"/user/{username}/")
+        waited_for = []
+
+        async def answers(url):
+            waited_for.append(url)
+
+        monkeypatch.setattr(personal_hub.spawner, "answering", answers)
+
         ip, port = await spawner.start()
 
         assert (ip, port) == (CONTAINER_IP, 8888)
+        # start() returns once the server answers where the hub will check it.
+        assert waited_for == [f"http://{CONTAINER_IP}:8888/user/{username}/api"]
         (created,) = client.created
         assert client.started == [CONTAINER_ID]
         return created
