@@ -3,6 +3,7 @@ login through the real JupyterHub login form."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -155,3 +156,25 @@ def create_token(session: requests.Session, base_url: str, user: str, note: str)
     )
     assert created.status_code == 201, created.text
     return created.json()["token"]
+
+
+def progress_messages(session: requests.Session, url: str, name: str) -> list[str]:
+    """The start page's progress events (its EventSource), up to the `ready` one."""
+    stream = session.get(
+        f"{url}/hub/api/users/{name}/server/progress",
+        headers={"X-XSRFToken": xsrf_from(session)},
+        stream=True,
+        timeout=120,
+    )
+    assert stream.status_code == 200, stream.text
+    messages = []
+    for line in stream.iter_lines(decode_unicode=True):
+        if not line.startswith("data:"):
+            continue
+        event = json.loads(line.removeprefix("data:"))
+        assert not event.get("failed"), event
+        messages.append(event.get("message", ""))
+        if event.get("ready"):
+            break
+    stream.close()
+    return messages

@@ -4,40 +4,16 @@ wait see their place in the start queue on the start page, as a browser shows it
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
-from tests.helpers import login, login_error, xsrf_from
+from tests.helpers import login, login_error, progress_messages
 
 pytestmark = pytest.mark.services
 
 NAMES = ("quinn", "rosa", "sam")
 WAITING = "Waiting for a free start slot: "
-
-
-def progress_messages(session: requests.Session, url: str, name: str) -> list[str]:
-    """The start page's progress events (its EventSource), up to the `ready` one."""
-    stream = session.get(
-        f"{url}/hub/api/users/{name}/server/progress",
-        headers={"X-XSRFToken": xsrf_from(session)},
-        stream=True,
-        timeout=120,
-    )
-    assert stream.status_code == 200, stream.text
-    messages = []
-    for line in stream.iter_lines(decode_unicode=True):
-        if not line.startswith("data:"):
-            continue
-        event = json.loads(line.removeprefix("data:"))
-        assert not event.get("failed"), event
-        messages.append(event.get("message", ""))
-        if event.get("ready"):
-            break
-    stream.close()
-    return messages
 
 
 def test_a_crowd_starts_in_turn_and_those_waiting_see_their_place(start_hub):
