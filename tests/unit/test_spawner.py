@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -357,3 +358,17 @@ def test_local_server_environment(local_spawner, tmp_path, monkeypatch):
     assert "ANTHROPIC_API_KEY" not in env
     assert "JUPYTER_PASSWORD" not in env
     assert env["HOME"] == str(tmp_path / "users" / "alice")
+
+
+def test_a_slow_docker_call_does_not_hold_up_the_others():
+    """DockerSpawner runs every Docker call of the hub on one thread: a stop waiting for a
+    server to exit would stall everyone's starts. Ours run side by side."""
+    spawner = PersonalDockerSpawner(
+        user=fake_user("alice"), hub=hub(), oauth_client_id="x", api_token="t"
+    )
+    both_running = threading.Barrier(2, timeout=5)
+
+    calls = [spawner.executor.submit(both_running.wait) for _ in range(2)]
+
+    assert sorted(call.result(timeout=10) for call in calls) == [0, 1]
+    assert spawner.executor._max_workers == spawner.docker_threads == 4
