@@ -536,7 +536,7 @@ def add_stack_commands(commands) -> None:
         "up", cmd_stack_up, "create stack.env if missing, build, start and wait",
         "Create the env file with generated secrets if it is missing, check it, build the "
         "single-user image if it is missing, then start (or update) the stack with `docker "
-        "compose up -d --build --wait` (HUB_WAIT_TIMEOUT seconds, default 300) and print "
+        "compose up -d --build --wait` (HUB_WAIT_TIMEOUT seconds) and print "
         "its address. Run it again after editing stack.env.",
     )
     action(

@@ -23,8 +23,6 @@ COMPOSE_FILE = "compose/docker-compose.yml"
 TRAEFIK_FILE = "compose/traefik.yml"
 # The compose file's `name:`, unless COMPOSE_PROJECT_NAME says otherwise.
 PROJECT_NAME = "personal-hub"
-# Seconds `up` waits for every service to be healthy (HUB_WAIT_TIMEOUT in the shell).
-WAIT_TIMEOUT = "300"
 # Their last log lines are printed when the stack does not become healthy.
 SERVICES_TO_LOG_ON_FAILURE = ("hub", "egress")
 
@@ -195,7 +193,7 @@ class StackCommands:
                 raise StackError(f"building {self.stack.image(name)} failed (output above)")
 
     def wait_timeout(self) -> str:
-        return self.stack.environ.get("HUB_WAIT_TIMEOUT") or WAIT_TIMEOUT
+        return self.stack.value("HUB_WAIT_TIMEOUT")
 
     def up(self) -> None:
         """Build the single-user image if it is missing, start (or update) the stack and

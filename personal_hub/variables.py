@@ -436,6 +436,14 @@ COMPOSE_VARIABLES: tuple[Variable, ...] = (
     Variable("HUB_PUBLISH_PORT", "8000", "Host port of the hub's web interface.", "compose",
              _PORT),
     Variable(
+        "HUB_WAIT_TIMEOUT",
+        "300",
+        "Seconds ./hub up waits for every service of the stack to be healthy (the first "
+        "start builds the hub image).",
+        "compose",
+        parsers.Integer(10, 3600),
+    ),
+    Variable(
         "TRAEFIK_NETWORK",
         "traefik_default",
         "External Docker network of your Traefik (used only when JUPYTER_DOMAIN is set).",

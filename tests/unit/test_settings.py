@@ -397,6 +397,7 @@ NOT_DEFAULT = {
     "HUB_LOG_LEVEL": "DEBUG",
     "HUB_PUBLISH_ADDRESS": "0.0.0.0",
     "HUB_PUBLISH_PORT": "8080",
+    "HUB_WAIT_TIMEOUT": "600",
     "TRAEFIK_NETWORK": "proxy",
     "TRAEFIK_ENTRYPOINT": "https",
     "STACK_ENV_FILE": "stack.env",
