@@ -13,64 +13,34 @@ import secrets
 
 import pytest
 
-from tests.helpers import free_port
 from tests.services.servers import (
     DB_NAME,
-    DB_USER,
     Hub,
-    Postgres,
-    Proxy,
-    hub_environment,
-    kill_leftover_servers,
-    stop_user_servers,
+    own_hub,
+    stop_own_hub,
 )
 
 # Non-ASCII on purpose: any character works in the shared password (it used to be a 500).
 PASSWORD_PREFIX = "Grüße-Пароль-"
 
 
-def create_database(server: Postgres, name: str) -> None:
-    conn = server.connect("postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name} OWNER {DB_USER}")
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def make_hub(services_dir, postgres, request):
     """`make_hub(**stack_env_changes)`: a started hub with its own database and proxy."""
-    started: list[tuple[Hub, Proxy]] = []
+    started: list[Hub] = []
 
     def make(**changes: str) -> Hub:
         name = f"{request.module.__name__.rpartition('.')[2]}_{len(started)}"
         base = services_dir / name
         base.mkdir()
-        hub_port = free_port()
-        proxy = Proxy(base, hub_port)
-        database = f"{DB_NAME}_{name}".lower()
-        create_database(postgres, database)
-        environ = hub_environment(base, postgres, proxy, hub_port)
-        environ.update(
-            POSTGRES_DB=database,
-            JUPYTER_PASSWORD=PASSWORD_PREFIX + secrets.token_urlsafe(12),
-            **changes,
+        password = PASSWORD_PREFIX + secrets.token_urlsafe(12)
+        hub = own_hub(
+            base, postgres, f"{DB_NAME}_{name}".lower(), JUPYTER_PASSWORD=password, **changes
         )
-        hub = Hub(base, environ, hub_port, proxy.url)
-        hub.proxy = proxy
-        hub.postgres = postgres
-        hub.database = database
-        started.append((hub, proxy))
+        started.append(hub)
         hub.start()
         return hub
 
     yield make
-    for hub, proxy in started:
-        stop_user_servers(hub)
-        if hub.process and hub.process.running:
-            hub.stop()
-        proxy.stop()
-        kill_leftover_servers(postgres, hub.database)
-
+    for hub in started:
+        stop_own_hub(hub)

@@ -12,11 +12,12 @@ import pytest
 
 from tests.helpers import free_port
 from tests.services.servers import (
-    DB_USER,
     Hub,
     Proxy,
     hub_environment,
     kill_leftover_servers,
+    own_hub,
+    stop_own_hub,
     stop_user_servers,
 )
 
@@ -56,28 +57,12 @@ def start_hub(tmp_path_factory, postgres):
     started = []
 
     def start(name: str, **changes: str) -> Hub:
-        base = tmp_path_factory.mktemp(name)
         database = "hub_" + name.replace("-", "_")
-        conn = postgres.connect("postgres")
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE {database} OWNER {DB_USER}")
-        finally:
-            conn.close()
-        hub_port = free_port()
-        proxy = Proxy(base, hub_port)
-        environ = hub_environment(base, postgres, proxy, hub_port)
-        environ.update(POSTGRES_DB=database, **changes)
-        hub = Hub(base, environ, hub_port, proxy.url)
-        started.append((hub, proxy, database))
+        hub = own_hub(tmp_path_factory.mktemp(name), postgres, database, **changes)
+        started.append(hub)
         hub.start()
         return hub
 
     yield start
-    for hub, proxy, database in started:
-        stop_user_servers(hub)
-        if hub.process and hub.process.running:
-            hub.stop()
-        proxy.stop()
-        kill_leftover_servers(postgres, database)
+    for hub in started:
+        stop_own_hub(hub)

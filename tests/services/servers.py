@@ -256,3 +256,35 @@ def kill_leftover_servers(postgres: Postgres, database: str = DB_NAME) -> None:
                 os.kill(int(pid), signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def create_database(server: Postgres, name: str) -> None:
+    conn = server.connect("postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name} OWNER {DB_USER}")
+    finally:
+        conn.close()
+
+
+def own_hub(base: Path, postgres: Postgres, database: str, **changes: str) -> Hub:
+    """A hub (not started yet) with its own database, proxy and data directory under
+    `base`, for tests whose settings differ from the session's hub. `stop_own_hub`
+    stops it and what it started."""
+    create_database(postgres, database)
+    hub_port = free_port()
+    proxy = Proxy(base, hub_port)
+    environ = hub_environment(base, postgres, proxy, hub_port)
+    environ.update(POSTGRES_DB=database, **changes)
+    hub = Hub(base, environ, hub_port, proxy.url)
+    hub.proxy, hub.postgres, hub.database = proxy, postgres, database
+    return hub
+
+
+def stop_own_hub(hub: Hub) -> None:
+    stop_user_servers(hub)
+    if hub.process and hub.process.running:
+        hub.stop()
+    hub.proxy.stop()
+    kill_leftover_servers(hub.postgres, hub.database)
