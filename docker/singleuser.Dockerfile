@@ -64,14 +64,29 @@ ENV LITELLM_LOCAL_MODEL_COST_MAP=True \
 #     <base URL>static/personal-hub/): the installed itables' DataTables bundle, so
 #     interactive tables work without internet access (a copy: the server does not
 #     follow symbolic links out of a static directory).
+#   * the server extensions in PersonalHubDeferred.extensions (jupyter-ai's LiteLLM,
+#     Jupyternaut, ACP client and MCP server) are off at start and loaded by the
+#     personal_hub_deferred server extension the first time something needs them: their
+#     imports cost about 5 s and 200 MB at every start, before the server answers, also
+#     for people who never open the AI chat (docs/contributing.md, benchmarks). A request
+#     for one of their endpoints, or opening a chat document (load_first_for: its AI
+#     personas are set up as it opens), waits for the load; the health check Jupyternaut's
+#     lab plugin makes at every page load is answered without loading
+#     (answer_while_pending). The build step turns them off in /opt/conda's config (the
+#     directory that has the final say) and fails if the server would still load them;
+#   * ContentsManager: hidden files reachable, and the hide_globs list, exactly as
+#     Jupyternaut's link step sets them at start; it now links on first use, so they are
+#     set here for the file API to be the same before and after the assistant loads.
 # - /etc/ipython: every kernel turns on interactive DataFrame previews (lazily).
 # - lab settings overrides: no news feed and no update checks (requests to the internet).
-COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py /tmp/personal-hub/
-RUN cp /tmp/personal-hub/personal_hub_guard.py \
-      "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/" \
- && rm -r /tmp/personal-hub
+COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py docker/singleuser/personal_hub_deferred.py /tmp/personal-hub/
 COPY docker/singleuser/jupyter_server_config.json /usr/local/etc/jupyter/
-COPY docker/singleuser/personal_hub_guard.json /usr/local/etc/jupyter/jupyter_server_config.d/
+COPY docker/singleuser/personal_hub_guard.json docker/singleuser/personal_hub_deferred.json /usr/local/etc/jupyter/jupyter_server_config.d/
+RUN purelib="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+ && cp /tmp/personal-hub/personal_hub_guard.py /tmp/personal-hub/personal_hub_deferred.py "${purelib}/" \
+ && python -m compileall -q "${purelib}/personal_hub_guard.py" "${purelib}/personal_hub_deferred.py" \
+ && rm -r /tmp/personal-hub \
+ && python -m personal_hub_deferred --disable-at-start /usr/local/etc/jupyter/jupyter_server_config.json
 COPY docker/singleuser/ipython/ /etc/ipython/
 COPY docker/singleuser/lab-overrides.json ${CONDA_DIR}/share/jupyter/lab/settings/overrides.d/personal-hub.json
 

@@ -3,8 +3,8 @@ data-science notebook base, proven inside the image itself:
 
 - its pins are what is installed, `pip check` is clean, and the base's data stack is untouched;
 - the single-user server starts offline (an `--internal` network) with no API key, with the
-  collaboration, SQL and AI server extensions loaded, and keeps collaboration state out of
-  the home volume;
+  collaboration, SQL and AI server extensions loaded (the AI's heavy ones on first use, see
+  test_image_startup.py), and keeps collaboration state out of the home volume;
 - a real notebook, executed headlessly in the image, runs SQL on DuckDB and on a PostgreSQL
   server over the network, renders the interactive table and the summary report, builds a
   plotly figure and imports the AI extension and API clients; every cell's output is checked.
@@ -221,6 +221,10 @@ def test_server_starts_offline_with_the_batteries_loaded(server, offline_network
     assert docker_json("network", "inspect", offline_network)[0]["Internal"] is True
     env = dict(item.split("=", 1) for item in info["Config"]["Env"])
     assert not any(key.endswith("_API_KEY") for key in env)
+    # jupyter-ai's heavy extensions load on first use (personal_hub_deferred; see
+    # test_image_startup.py): use the assistant's API once, then check everything.
+    config = json.loads(server_get(server, f"/api/jupyternaut/config?token={TOKEN}"))
+    assert "model_provider_id" in config
     # Give late starters (the MCP server runs in a background task) a moment to report.
     wait_for(lambda: "MCP server started" in container_logs(server, tail="all"), timeout=30,
              what="jupyter-ai's MCP server to start")
@@ -246,10 +250,14 @@ def test_server_starts_offline_with_the_batteries_loaded(server, offline_network
 
     listing = run(["docker", "exec", server, "jupyter", "server", "extension", "list"])
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
-    for extension in ("jupyter_server_ydoc", "jupysql_plugin", "jupyter_ai_jupyternaut",
-                      "jupyter_ai_litellm"):
-        assert re.search(rf"^\s+{extension} enabled$", text, re.M), text
-        assert re.search(rf"^\s+{extension} \S+ OK$", text, re.M), text
+    for extension, state in (("jupyter_server_ydoc", "enabled"), ("jupysql_plugin", "enabled"),
+                             ("personal_hub_deferred", "enabled"),
+                             # off at start, loaded on first use by personal_hub_deferred
+                             ("jupyter_ai_jupyternaut", "disabled"),
+                             ("jupyter_ai_litellm", "disabled")):
+        assert re.search(rf"^\s+{extension} {state}$", text, re.M), text
+        if state == "enabled":
+            assert re.search(rf"^\s+{extension} \S* ?OK$", text, re.M), text
 
 
 def test_lab_offers_the_collaboration_sql_and_ai_frontends(server):
