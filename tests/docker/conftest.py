@@ -109,6 +109,33 @@ def remove_docker_objects(owns: Callable[[str], bool], *, images: bool = False) 
                 run(["docker", *remove, name], check=False, timeout=120)
 
 
+@contextlib.contextmanager
+def prefixed(prefix: str):
+    """A test module's own Docker objects, named with `prefix`: their logs join a failing
+    test's report, and they (images too) are removed at the end."""
+
+    def owned(name: str) -> bool:
+        return name.startswith(prefix)
+
+    def live_logs() -> list[tuple[str, str]]:
+        return [(f"docker logs {name}", container_logs(name, tail="all")[-6000:])
+                for name in container_names(owned)]
+
+    LOG_COLLECTORS.append(live_logs)
+    try:
+        yield
+    finally:
+        LOG_COLLECTORS.remove(live_logs)
+        remove_docker_objects(owned, images=True)
+
+
+def build_singleuser(base: str, tag: str) -> subprocess.CompletedProcess:
+    """docker/singleuser.Dockerfile on `base` (a stand-in notebook base) as `tag`."""
+    return run(["docker", "build", "--force-rm", "-f", "docker/singleuser.Dockerfile",
+                "--build-arg", f"BASE_IMAGE={base}", "-t", tag, "."],
+               cwd=REPO, timeout=BUILD_TIMEOUT)
+
+
 @pytest.fixture(scope="session")
 def standins() -> dict[str, str]:
     """Build (or reuse) the stand-in images; returns {variable: image tag}."""

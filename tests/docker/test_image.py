@@ -28,15 +28,14 @@ import nbformat
 import pytest
 
 from tests.docker.conftest import (
-    BUILD_TIMEOUT,
     REPO,
+    build_singleuser,
     container_logs,
-    container_names,
     docker_json,
-    remove_docker_objects,
+    prefixed,
     run,
 )
-from tests.helpers import LOG_COLLECTORS, wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -71,37 +70,20 @@ def installed_versions(image: str) -> dict[str, str]:
     return {canonical(item["name"]): item["version"] for item in json.loads(listing)}
 
 
-def owned(name: str) -> bool:
-    return name.startswith(PREFIX)
-
-
-def live_logs() -> list[tuple[str, str]]:
-    """Logs of this module's containers, for a failing test's report."""
-    return [(f"docker logs {name}", container_logs(name)) for name in container_names(owned)]
-
-
 @pytest.fixture(scope="module")
 def built(standins):
     """The image built from docker/singleuser.Dockerfile on the stand-in notebook base."""
     base = standins["SINGLEUSER_BASE_IMAGE"]
     tag = f"{PREFIX}-singleuser:test"
-    LOG_COLLECTORS.append(live_logs)
-    try:
+    with prefixed(PREFIX):
         started = time.monotonic()
-        result = run(
-            ["docker", "build", "--force-rm", "-f", "docker/singleuser.Dockerfile",
-             "--build-arg", f"BASE_IMAGE={base}", "-t", tag, "."],
-            cwd=REPO, timeout=BUILD_TIMEOUT,
-        )
+        result = build_singleuser(base, tag)
         seconds = time.monotonic() - started
         sizes = {name: docker_json("image", "inspect", name)[0]["Size"] for name in (tag, base)}
         print(f"\nsingle-user image built in {seconds:.0f} s (seconds when Docker has the layers): "
               f"{sizes[tag] / 1e9:.2f} GB, base {sizes[base] / 1e9:.2f} GB, "
               f"batteries +{(sizes[tag] - sizes[base]) / 1e6:.0f} MB")
         yield {"tag": tag, "base": base, "build_log": result.stdout}
-    finally:
-        LOG_COLLECTORS.remove(live_logs)
-        remove_docker_objects(owned, images=True)
 
 
 @pytest.fixture(scope="module")

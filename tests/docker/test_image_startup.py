@@ -30,15 +30,14 @@ import secrets
 import pytest
 
 from tests.docker.conftest import (
-    BUILD_TIMEOUT,
     REPO,
+    build_singleuser,
     container_logs,
-    container_names,
     docker_json,
-    remove_docker_objects,
+    prefixed,
     run,
 )
-from tests.helpers import LOG_COLLECTORS, wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -52,30 +51,15 @@ AT_START = ("jupyterlab", "jupyter_server_ydoc", "jupyter_server_fileid", "jupys
             "personal_hub_guard", "personal_hub_deferred")
 
 
-def owned(name: str) -> bool:
-    return name.startswith(PREFIX)
-
-
-def live_logs() -> list[tuple[str, str]]:
-    return [(f"docker logs {name}", container_logs(name, tail="all")[-6000:])
-            for name in container_names(owned)]
-
-
 @pytest.fixture(scope="module")
 def image(standins):
     """The image from docker/singleuser.Dockerfile on the stand-in base (Docker's layer cache
     makes this quick after test_image.py), and an offline network."""
     tag = f"{PREFIX}-singleuser:test"
-    LOG_COLLECTORS.append(live_logs)
-    try:
-        run(["docker", "build", "--force-rm", "-f", "docker/singleuser.Dockerfile",
-             "--build-arg", f"BASE_IMAGE={standins['SINGLEUSER_BASE_IMAGE']}", "-t", tag, "."],
-            cwd=REPO, timeout=BUILD_TIMEOUT)
+    with prefixed(PREFIX):
+        build_singleuser(standins["SINGLEUSER_BASE_IMAGE"], tag)
         run(["docker", "network", "create", "--internal", f"{PREFIX}-offline"])
         yield tag
-    finally:
-        LOG_COLLECTORS.remove(live_logs)
-        remove_docker_objects(owned, images=True)
 
 
 # Runs inside the container: one HTTP request, redirects followed by hand (urllib refuses
