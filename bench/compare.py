@@ -13,6 +13,10 @@ bench/stock_jupyterhub_config.py` (mounted read-only), B is `./hub up` as it shi
 Each stack is brought up from a fresh copy of this checkout with a generated stack.env,
 published on a free port on 127.0.0.1.
 
+Then **L**: personal-hub again, with a lean single-user image (--lean-image; by default
+the single-user base, JupyterLab and jupyterhub without the batteries), for the solo
+spawn figures only, printed with the ratio B/L: what the batteries cost at login.
+
 Figures, each for A and B, with the ratio B/A:
 - solo first spawn: login -> /user/<name>/lab answering through the proxy (a new user, a
   new home volume; median of --runs), and respawn: that server stopped, started again;
@@ -123,6 +127,7 @@ class Variant:
     prefix: str
     workdir: Path
     image_environ: dict[str, str]
+    solo_only: bool = False  # only the solo spawn figures (the lean image's reference)
     port: int = field(default_factory=helpers.free_port)
 
     @property
@@ -494,6 +499,8 @@ def measure(variant: Variant, args: argparse.Namespace) -> dict:
                    firsts=firsts, respawns=respawns)
     # The last solo user keeps its server: the running user of the later figures.
     probe = StormUser(variant.user("o", args.runs - 1), session=session, elapsed=0.0)
+    if variant.solo_only:
+        return figures
 
     log(f"{variant.title}: idle memory after {args.settle:.0f} s")
     time.sleep(args.settle)
@@ -539,6 +546,21 @@ def checkout() -> str:
     changed = len(git("status", "--porcelain").splitlines())
     return f"{git('rev-parse', '--short', 'HEAD')}" + (
         f" plus uncommitted changes to {changed} files" if changed else "")
+
+
+def lean_lines(b: dict, lean: dict, args: argparse.Namespace, lean_image: str) -> list[str]:
+    """B's solo figures against the same personal-hub stack with the lean image."""
+    rows = [(f"solo first spawn, login -> /lab (median of {args.runs})", "first"),
+            (f"respawn, stopped -> /lab (median of {args.runs})", "respawn")]
+    lines = ["", f"personal-hub with the batteries image (B) and with the lean image "
+             f"{lean_image} (L), same stack configuration, same run:", "",
+             "| Figure | L: lean image | B: batteries image | B/L |", "|---|---|---|---|"]
+    for title, key in rows:
+        lines.append(f"| {title} | {lean[key]:.1f} s | {b[key]:.1f} s "
+                     f"| {b[key] / lean[key]:.2f} |")
+    lines.append(f"solo runs, first spawn / respawn (s): L {fmt(lean['firsts'])} / "
+                 f"{fmt(lean['respawns'])}")
+    return lines
 
 
 def report(a: dict, b: dict, args: argparse.Namespace, image: str, base: str) -> str:
@@ -650,7 +672,10 @@ def main() -> int:
                         help="servers running at the hub restart (10)")
     parser.add_argument("--settle", type=float, default=20,
                         help="seconds a server is up before idle memory is read (20)")
-    parser.add_argument("--only", choices=("a", "b"), help="run one configuration only")
+    parser.add_argument("--lean-image", help="single-user image for L, personal-hub's solo "
+                        "spawns with a lean image (default: the single-user base image)")
+    parser.add_argument("--only", nargs="+", choices=("a", "b", "l"),
+                        help="run only these configurations")
     parser.add_argument("--keep", action="store_true",
                         help="keep the stacks and their files (names are printed)")
     args = parser.parse_args()
@@ -679,15 +704,18 @@ def main() -> int:
             raise SystemExit(f"no image {image}: build it with ./hub build (or use "
                              "--images standins)")
     images["HUB_SINGLEUSER_IMAGE"] = image
+    lean_image = args.lean_image or base
     workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     log(f"prefix {prefix}, files in {workdir}, single-user image {image}")
 
     variants = [
         Variant("a", "A stock", True, prefix, workdir, images),
         Variant("b", "B personal-hub", False, prefix, workdir, images),
+        Variant("l", "L personal-hub, lean image", False, prefix, workdir,
+                {**images, "HUB_SINGLEUSER_IMAGE": lean_image}, solo_only=True),
     ]
     if args.only:
-        variants = [v for v in variants if v.key == args.only]
+        variants = [v for v in variants if v.key in args.only]
     # SIGTERM ends the run like Ctrl-C: the finally below removes what was created.
     signal.signal(signal.SIGTERM, interrupted)
     figures, finished = {}, False
@@ -715,9 +743,11 @@ def main() -> int:
                 shutil.rmtree(workdir, ignore_errors=True)
             else:
                 log(f"the stacks' logs are in {workdir}")
-    if len(figures) == 2:
+    if {"a", "b"} <= figures.keys():
         print(report(figures["a"], figures["b"], args, image, base))
-    else:
+    if {"b", "l"} <= figures.keys():
+        print("\n".join(lean_lines(figures["b"], figures["l"], args, lean_image)))
+    if not ({"a", "b"} <= figures.keys() or {"b", "l"} <= figures.keys()):
         print(json.dumps(figures, indent=1, default=str))
     return 0
 

@@ -17,6 +17,10 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # from the base's own environment): the batteries must fit the stack the base ships, not
 # replace conda's numpy/pandas/... with wheels. `pip check` fails the build on a broken set.
 # The pins stay in the image, in /opt/conda/share/personal-hub/requirements.txt.
+# rfc3987-syntax goes: jsonschema imports it (when present) at every server start to
+# check the "iri" string format, which no Jupyter schema uses, and building its ~35
+# parsers takes 1-2 s of each start on two cores (jsonschema issue 1428);
+# without it, jsonschema skips that one format.
 COPY --chown=${NB_UID}:${NB_GID} docker/singleuser-requirements.txt ${CONDA_DIR}/share/personal-hub/requirements.txt
 RUN pip list --format=freeze \
       | { grep -i -E '^(numpy|pandas|scipy|scikit[-_]learn|matplotlib|seaborn|statsmodels|sqlalchemy|ipywidgets|numba|pyarrow)==' || true; } \
@@ -24,6 +28,7 @@ RUN pip list --format=freeze \
  && pip install --no-cache-dir --disable-pip-version-check \
       --constraint /tmp/base-stack.txt \
       --requirement "${CONDA_DIR}/share/personal-hub/requirements.txt" \
+ && pip uninstall --yes --disable-pip-version-check rfc3987-syntax \
  && pip check \
  && rm -f /tmp/base-stack.txt
 

@@ -1,4 +1,7 @@
-"""Close the live connections of people who lost access to this server.
+"""How this server treats logins: revoked guests lose their connections, and a hub
+restart does not log anyone out.
+
+Revoked guests:
 
 A collaboration websocket is authorized once, when it opens; after that it keeps
 editing. When an owner revokes a share, the guest's open tab must stop too: every
@@ -8,16 +11,27 @@ the ones that do not. The tab reconnects at once, and the server lets it in for 
 as its login cache (`HubOAuth.cache_max_age`) still holds the old answer; after that the
 reconnection is refused. So a revoked guest's open tab is cut off within
 cache_max_age + INTERVAL_SECONDS. The owner's own connections are never checked.
+
+Hub restarts: the server asks the hub about a login once its cached answer is older
+than cache_max_age; while the hub restarts or upgrades it cannot answer, and upstream
+then fails the request with a 500. Instead, a login the hub confirmed at most
+`HUB_DOWN_GRACE_SECONDS` ago keeps working until the hub answers again. Nothing can be
+revoked meanwhile (revoking happens at the hub), and only the hub being unreachable
+counts: an answer that refuses the login is never overridden.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from tornado.ioloop import PeriodicCallback
+from tornado.web import HTTPError
 
 INTERVAL_SECONDS = 10
+# JupyterHub's own default login cache age: long enough for a restart or an upgrade.
+HUB_DOWN_GRACE_SECONDS = 300
 # Websocket close code "policy violation": the client does not silently reconnect.
 CLOSE_CODE = 1008
 
@@ -68,7 +82,62 @@ async def close_revoked(serverapp) -> None:
             handler.close(CLOSE_CODE, "access revoked")
 
 
+def hub_unreachable(error: Exception) -> bool:
+    """Whether a failed login check means the hub could not answer (down, restarting,
+    failing) rather than that it refused: HubAuth raises 500 "Failed to connect" when
+    it cannot reach the hub and 502 when the hub answers with a server error."""
+    if not isinstance(error, HTTPError):
+        return False
+    message = error.log_message or ""
+    return error.status_code == 502 or (
+        error.status_code == 500 and message.startswith("Failed to connect"))
+
+
+def keep_logins_while_hub_restarts(hub_auth, log, grace: float = HUB_DOWN_GRACE_SECONDS,
+                                   clock=time.monotonic) -> None:
+    """Make `hub_auth` answer with the hub's last answer about a login, at most `grace`
+    seconds old, when the hub cannot be reached."""
+    ask_hub = hub_auth._check_hub_authorization
+    confirmed: dict[str, tuple[float, dict]] = {}  # cache key -> (when the hub said, what)
+    outage = []  # not empty while the hub cannot be reached: one warning per outage
+
+    def remember(cache_key: str, answer: dict) -> None:
+        now = clock()
+        for key in [key for key, (when, _) in confirmed.items() if now - when > grace]:
+            del confirmed[key]
+        confirmed[cache_key] = (now, answer)
+
+    async def check(url, api_token, cache_key=None, use_cache=True):
+        cached = use_cache and cache_key in hub_auth.cache
+        try:
+            answer = await ask_hub(url, api_token, cache_key=cache_key, use_cache=use_cache)
+        except HTTPError as error:
+            when, answer = confirmed.get(cache_key, (None, None))
+            if not (use_cache and hub_unreachable(error)) or when is None \
+                    or clock() - when > grace:
+                raise
+            if not outage:
+                outage.append(clock())
+                log.warning("The hub cannot be reached; logins it confirmed in the last "
+                            "%.0f s keep working until it answers again", grace)
+            return answer
+        if outage:
+            log.info("The hub answers again after %.0f s", clock() - outage.pop())
+        if not cached:  # the hub itself answered: that is the answer to fall back on
+            if answer:
+                remember(cache_key, answer)
+            else:
+                confirmed.pop(cache_key, None)
+        return answer
+
+    hub_auth._check_hub_authorization = check
+
+
 def _load_jupyter_server_extension(serverapp):
+    hub_auth = getattr(serverapp.identity_provider, "hub_auth", None)
+    if hub_auth is not None:
+        keep_logins_while_hub_restarts(hub_auth, serverapp.log)
+
     def check():
         asyncio.ensure_future(close_revoked(serverapp))
 

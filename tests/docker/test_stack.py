@@ -6,15 +6,18 @@ come last.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 import sys
+import time
+from collections import Counter
 
 import pytest
 import requests
 
-from tests.docker.conftest import docker_json, run
+from tests.docker.conftest import REPO, container_logs, docker_json, run
 from tests.helpers import free_port, login, login_error, wait_for, xsrf_from
 
 pytestmark = pytest.mark.docker
@@ -108,6 +111,15 @@ def test_one_command_start_from_a_fresh_copy(stack, started):
     assert page.status_code == 200 and 'name="password"' in page.text
 
 
+# jsonschema builds these parsers at import when the package is there: 1-2 s of each start.
+SLOW_IMPORT = "rfc3987_syntax"
+
+
+def loads_at_start(container: str, modules: str) -> bool:
+    probe = f"import sys, {modules}; print({SLOW_IMPORT!r} in sys.modules)"
+    return run(["docker", "exec", container, "python", "-c", probe]).stdout.strip() == "True"
+
+
 def test_compose_build_profile_builds_the_singleuser_image(stack, started):
     image = f"{stack.prefix}-profile-singleuser:latest"
     result = stack.compose(
@@ -158,6 +170,11 @@ def test_spawned_container_follows_the_policy(stack, alice, configured):
     assert host["Memory"] == GIB
     assert host["CpuQuota"] == 150_000 and host["CpuPeriod"] == 100_000
     assert host["AutoRemove"] is True
+
+
+def test_the_hub_and_user_servers_start_without_the_slow_format_parsers(stack, alice):
+    assert not loads_at_start(stack.container("hub"), "jupyterhub.app")
+    assert not loads_at_start(f"jupyter-{alice[0]}", "jupyter_server.serverapp, jupyterlab")
 
 
 def test_hub_logs_hold_no_secrets(stack, alice, configured):
@@ -215,11 +232,25 @@ def test_files_survive_stopping_and_starting_the_server(stack, alice):
     assert read_file(session, stack.url, name, "keep.txt") == "still here"
 
 
+def login_cache_seconds() -> int:
+    """How long the single-user image trusts the hub's answer about a login."""
+    config = json.loads((REPO / "docker/singleuser/jupyter_server_config.json").read_text())
+    return config["HubOAuth"]["cache_max_age"]
+
+
 def test_hub_restart_does_not_interrupt_a_running_server(stack, alice):
     name, session = alice
+    status = f"{stack.url}/user/{name}/api/status"
+    assert session.get(status, timeout=10).status_code == 200  # the server knows this login
     run(["docker", "stop", stack.container("hub")], timeout=60)
-    # The hub is down; the external proxy still routes to the user's server.
-    assert session.get(f"{stack.url}/user/{name}/api/status", timeout=10).status_code == 200
+    # The hub stays down for longer than the server's cache of the hub's answer about the
+    # login; the external proxy still routes, and the server keeps letting its user in.
+    codes = []
+    deadline = time.monotonic() + login_cache_seconds() + 5
+    while time.monotonic() < deadline:
+        codes.append(session.get(status, timeout=10).status_code)
+        time.sleep(1)
+    assert set(codes) == {200}, (Counter(codes), container_logs(f"jupyter-{name}", tail=40))
     run(["docker", "start", stack.container("hub")], timeout=60)
     wait_for(lambda: hub_healthy(stack), timeout=120, what="the hub to be healthy again")
     home = session.get(f"{stack.url}/hub/home", timeout=10, allow_redirects=False)
