@@ -17,7 +17,6 @@ from pathlib import Path
 import psycopg2
 import requests
 
-from personal_hub import config_path
 from personal_hub.devenv import postgres_bin_dir
 from tests.helpers import Process, free_port, require, wait_for
 
@@ -164,7 +163,8 @@ class Proxy:
 
 
 class Hub:
-    """JupyterHub run from the packaged config with an environment like stack.env."""
+    """JupyterHub run from the packaged config with an environment like stack.env, by
+    `personal-hub run` (settings checked, JupyterHub in that same process)."""
 
     def __init__(self, base: Path, environ: dict[str, str], hub_port: int, url: str):
         self.base = base
@@ -181,7 +181,7 @@ class Hub:
         env = {**self.environ, "PATH": path, "HOME": os.environ.get("HOME", "/root")}
         self.process = Process(
             f"hub-{self.starts}",
-            [sys.executable, "-m", "jupyterhub", "-f", config_path()],
+            [sys.executable, "-m", "personal_hub", "run"],  # as the hub image runs it
             self.base,
             env=env,
             cwd=self.environ["HUB_DATA_DIR"],

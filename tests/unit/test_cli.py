@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 from sample_secrets import USER_PASSWORD
 
-from personal_hub import config_path
+from personal_hub import cli, config_path
 from personal_hub.cli import EnvFileError, main, parse_env_file
 from personal_hub.variables import BY_NAME, PLACEHOLDER, VARIABLES
 
@@ -336,21 +335,21 @@ def test_no_command_is_a_usage_error(capsys):
 
 
 class Execed(Exception):
-    """Raised by the fake os.execve: the hub would have been started here."""
+    """Raised by the fake start_jupyterhub: the hub would have been started here."""
 
 
 @pytest.fixture
 def execve(monkeypatch, tmp_path):
-    """Records the os.execve call instead of replacing the test process."""
+    """Records how JupyterHub would have been started, instead of starting it."""
     calls = []
 
-    def fake_execve(path, args, env):
+    def fake_start(argv, env):
         # keep only the stack.env variables: a failure report shows no unrelated environment
         settings_env = {name: value for name, value in env.items() if name in BY_NAME}
-        calls.append({"path": path, "args": list(args), "env": settings_env, "cwd": os.getcwd()})
+        calls.append({"args": list(argv), "env": settings_env, "cwd": os.getcwd()})
         raise Execed()
 
-    monkeypatch.setattr(os, "execve", fake_execve)
+    monkeypatch.setattr(cli, "start_jupyterhub", fake_start)
     monkeypatch.chdir(tmp_path)  # run changes directory; this restores it afterwards
     return calls
 
@@ -360,7 +359,7 @@ def no_execve(monkeypatch):
     def fail(*args):
         pytest.fail("the hub was started despite invalid settings")
 
-    monkeypatch.setattr(os, "execve", fail)
+    monkeypatch.setattr(cli, "start_jupyterhub", fail)
 
 
 def test_run_with_invalid_settings_starts_nothing(tmp_path, environ, capsys, no_execve):
@@ -392,8 +391,7 @@ def test_run_starts_jupyterhub_with_the_packaged_config(tmp_path, environ, execv
         main(["run", "--env-file", str(env_file), "--", "--debug"])
 
     (call,) = execve
-    assert call["path"] == sys.executable
-    assert call["args"] == [sys.executable, "-m", "jupyterhub", "-f", config_path(), "--debug"]
+    assert call["args"] == ["-f", config_path(), "--debug"]
     assert call["env"]["JUPYTER_PASSWORD"] == environ["JUPYTER_PASSWORD"]
     assert Path(call["cwd"]) == data_dir.resolve()
 
