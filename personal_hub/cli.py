@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import os
 import stat
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -280,6 +282,26 @@ def cmd_revoke_logins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_home_volumes(args: argparse.Namespace) -> int:
+    from .inventory import home_volumes
+
+    try:
+        settings = load_settings(run_environment(args, os.environ))
+        volumes = home_volumes(settings.database_url())
+    except EnvFileError as error:
+        print(f"personal-hub: {error}", file=sys.stderr)
+        return 1
+    except SettingsError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - a clear line, never a traceback
+        print(f"personal-hub: could not read the users: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return 1
+    print(json.dumps(volumes))
+    return 0
+
+
 def cmd_rotate(args: argparse.Namespace) -> int:
     status = cmd_rotate_password(args)
     return status or cmd_revoke_logins(args)
@@ -356,6 +378,23 @@ def cmd_stack_rotate(args: argparse.Namespace) -> int:
     if cmd_rotate_password(args):
         return 1
     commands.restart_revoking_logins()
+    return 0
+
+
+def default_backup_name(project: str, now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    return f"personal-hub-backup-{project}-{stamp}.tar.gz"
+
+
+def cmd_stack_backup(args: argparse.Namespace) -> int:
+    require_env_file(args, "back up")
+    commands = stack_commands(args)
+    commands.backup(Path(args.file or default_backup_name(commands.stack.project)))
+    return 0
+
+
+def cmd_stack_restore(args: argparse.Namespace) -> int:
+    stack_commands(args, required=False).restore(Path(args.file))
     return 0
 
 
@@ -481,6 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_hub_environment_options(revoke, env_file_default=None)
     revoke.set_defaults(handler=cmd_revoke_logins)
 
+    volumes = commands.add_parser(
+        "home-volumes",
+        help="print every user and their home volume as JSON (what ./hub backup saves)",
+        description="Read the users from the hub's database and print {user: home volume} "
+        "as JSON. ./hub backup runs it inside the hub container.",
+    )
+    add_hub_environment_options(volumes, env_file_default=None)
+    volumes.set_defaults(handler=cmd_home_volumes)
+
     egress = commands.add_parser(
         "egress",
         help="keep the egress policy of user containers in the host's firewall (Docker)",
@@ -571,6 +619,22 @@ def add_stack_commands(commands) -> None:
         "once, stop the hub, run `personal-hub revoke-logins` in the hub's image, start the "
         "hub again. Users, files and shares stay.",
     )
+    backup = action(
+        "backup", cmd_stack_backup, "save the database, every user's files and stack.env",
+        "While the stack runs: write one archive (gzip tar, mode 600) with a consistent "
+        "pg_dump of the hub's database, the hub's data volume, every user's home volume and "
+        "the env file. It holds every secret of the env file. Never replaces a file.",
+    )
+    backup.add_argument("file", nargs="?", help="archive to write (default: "
+                        "personal-hub-backup-<project>-<UTC time>.tar.gz here)")
+    restore = action(
+        "restore", cmd_stack_restore, "recreate a stack from a backup archive",
+        "Check the whole archive first, then, only where it replaces nothing (no volumes of "
+        "this compose project, none of its home volumes, no other env file), write the env "
+        "file, create the stack, fill the volumes, load the database and start it. Users "
+        "log in with the same password and find the same files.",
+    )
+    restore.add_argument("file", help="archive written by ./hub backup")
     build = action(
         "build", cmd_stack_build, "build the single-user image, the hub image or both",
         "Build images from this checkout with `docker build`: singleuser (the default; name "

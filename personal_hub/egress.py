@@ -129,6 +129,24 @@ def egress_rules(
     return rules
 
 
+def stale_chain_ids(chain_lines: Sequence[str], network_ids: Sequence[str]) -> list[str]:
+    """Network ids (12 characters) of our chains whose Docker network is gone.
+
+    `chain_lines`: `iptables -S` lines, listed *before* `network_ids` (every network's
+    full id), so a network created in between cannot be taken for a gone one. Chains
+    of removed networks stay behind when the egress service could not clean up (killed,
+    the engine or the host went down).
+    """
+    ids = set()
+    for line in chain_lines:
+        words = line.split()
+        if words[:1] == ["-N"] and len(words) == 2 and words[1].startswith(CHAIN_PREFIX):
+            short = words[1][len(CHAIN_PREFIX):].removeprefix("IN-")
+            if not any(network.startswith(short) for network in network_ids):
+                ids.add(short)
+    return sorted(ids)
+
+
 def apply_script(
     rules: Sequence[Sequence[str]], current: Mapping[str, Sequence[str] | None]
 ) -> str | None:
@@ -236,6 +254,17 @@ def network_from_inspect(attrs: Mapping) -> UsersNetwork:
     return UsersNetwork(name=name, id=attrs["Id"], bridge=bridge, subnets=subnets)
 
 
+def network_ids() -> list[str]:
+    """The full id of every Docker network on this host."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        return [network.id for network in client.networks.list()]
+    finally:
+        client.close()
+
+
 def lookup_network(name: str) -> UsersNetwork:
     import docker  # the Docker SDK (installed with dockerspawner), only where it is needed
 
@@ -265,8 +294,10 @@ class Firewall:
         self.run = run
 
     def listing(self, chain: str) -> list[str] | None:
+        """`-S` of one chain, or of the whole filter table for ""; None if it fails."""
         result = self.run(
-            [self.command, "-w", "-t", "filter", "-S", chain], capture_output=True, text=True
+            [self.command, "-w", "-t", "filter", "-S", *([chain] if chain else [])],
+            capture_output=True, text=True,
         )
         if result.returncode != 0:
             return None
@@ -362,6 +393,20 @@ class Enforcer:
         firewall.restore(script)
         return True
 
+    def sweep(self, network_ids: Callable[[], Sequence[str]]) -> list[str]:
+        """Remove our chains of networks that no longer exist; their ids."""
+        removed = []
+        for command in (f"{base}-{find_firewall(self.run)}" for base in ("iptables",
+                                                                          "ip6tables")):
+            firewall = Firewall(command, self.run)
+            listing = firewall.listing("")
+            if listing is None:
+                continue
+            for short in stale_chain_ids(listing, network_ids()):
+                if self._remove_from(firewall, chains_for(short)):
+                    removed.append(short)
+        return sorted(set(removed))
+
     def remove(self, network: UsersNetwork | None = None) -> bool:
         """Remove our chains of `network` (default: the one in place); True if any were."""
         network = network or self.applied
@@ -427,6 +472,13 @@ def run_service(
     if warning and policy == "internet":
         log(f"warning: {warning}")
     enforcer = Enforcer(policy, resolvers if policy == "internet" else ())
+    try:
+        swept = enforcer.sweep(network_ids)
+    except Exception as error:  # noqa: BLE001 - the policy itself matters more
+        log(f"could not look for rules of removed networks: {error}")
+    else:
+        if swept:
+            log(f"removed the rules of networks that no longer exist: {', '.join(swept)}")
     last_problem = None
     try:
         while not stop.is_set():

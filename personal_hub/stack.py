@@ -8,13 +8,19 @@ the host's python3 and nothing installed: standard library only, Python 3.9 and 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import backup
 from .envfile import read_env_file
 from .variables import BY_NAME
 
@@ -25,6 +31,8 @@ TRAEFIK_FILE = "compose/traefik.yml"
 PROJECT_NAME = "personal-hub"
 # Their last log lines are printed when the stack does not become healthy.
 SERVICES_TO_LOG_ON_FAILURE = ("hub", "egress")
+# The compose file's volume for the hub's data (cookie secret, config.d).
+HUB_DATA_VOLUME = "jupyterhub_data"
 
 
 class StackError(Exception):
@@ -246,3 +254,213 @@ class StackCommands:
         self.compose("run", "--rm", "--no-deps", "hub", "personal-hub", "revoke-logins")
         self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout())
         say("done: everyone logs in again with the new password above")
+
+    # ------------------------------------------------------------ backup and restore
+
+    def volume_names(self) -> set[str]:
+        listing = self.run(["docker", "volume", "ls", "--format", "{{.Name}}"], capture=True)
+        return set((listing.stdout or "").split())
+
+    def project_volumes(self) -> set[str]:
+        """The volumes docker compose made for this project (database, hub data)."""
+        listing = self.run(["docker", "volume", "ls", "--filter",
+                            f"label=com.docker.compose.project={self.stack.project}",
+                            "--format", "{{.Name}}"], capture=True)
+        return set((listing.stdout or "").split())
+
+    def data_volume(self) -> str:
+        return f"{self.stack.project}_{HUB_DATA_VOLUME}"
+
+    def volume_tar(self, volume: str, *, extract: bool) -> subprocess.Popen:
+        """`tar` in a throwaway container of the hub's image with `volume` mounted:
+        writing the volume's entries to stdout, or (`extract`) unpacking stdin into it."""
+        mount = f"{volume}:/volume" + ("" if extract else ":ro")
+        action = ["-xpf", "-"] if extract else ["-cf", "-", "."]
+        command = ["docker", "run", "--rm", "-i" if extract else "--init", "--network", "none",
+                   "--volume", mount, "--entrypoint", "tar", self.stack.image("hub"),
+                   "--numeric-owner", "-C", "/volume", *action]
+        return subprocess.Popen(command, env=dict(self.stack.environ),
+                                stdin=subprocess.PIPE if extract else subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL if extract else subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def backup(self, path: Path) -> None:
+        """Write one archive of the running stack: see personal_hub/backup.py."""
+        self.require_docker()
+        self.require_running()
+        if path.exists():
+            raise StackError(f"{path} exists; a backup never replaces a file: name another")
+        listed = self.compose("exec", "-T", "hub", "personal-hub", "home-volumes",
+                              capture=True, check=False)
+        if listed.returncode != 0:
+            raise StackError(f"the hub could not list its users: {listed.stderr.strip()}")
+        existing = self.volume_names()
+        # A user who never started a server has no home volume yet.
+        homes = {user: volume for user, volume in json.loads(listed.stdout).items()
+                 if volume in existing}
+        contents = backup.Contents(manifest=backup.manifest_for(self.stack.project, homes))
+        say(f"backing up the database, the hub's data, stack.env and {len(homes)} home "
+            f"volumes into {path}")
+        created = False
+        try:
+            with tempfile.TemporaryFile() as dump:
+                self.dump_database(dump, contents)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                created = True
+                with os.fdopen(fd, "wb") as out, \
+                        tarfile.open(fileobj=out, mode="w|gz") as archive:
+                    backup.add_bytes(archive, backup.MANIFEST,
+                                     json.dumps(contents.manifest, indent=1).encode())
+                    backup.add_bytes(archive, backup.ENV_FILE,
+                                     Path(self.stack.env_file).read_bytes())
+                    contents.count(backup.ENV_FILE)
+                    backup.add_stream(archive, backup.DATABASE, dump, dump.seek(0, 2))
+                    dump.seek(0)
+                    contents.count(backup.DATABASE)
+                    self.archive_volume(archive, self.data_volume(), backup.HUB_DATA,
+                                        contents, "hub-data")
+                    for volume in homes.values():
+                        self.archive_volume(archive, volume, f"{backup.HOMES}/{volume}",
+                                            contents, volume)
+                    backup.add_bytes(archive, backup.END, backup.end_marker(contents))
+        except BaseException:
+            if created:
+                path.unlink()  # a part-written archive must not pass for a backup
+            raise
+        size = path.stat().st_size
+        say(f"saved {path}: {size / 2**20:.1f} MiB, {len(homes)} users' files "
+            f"({', '.join(sorted(homes)) or 'none yet'}), the database, the hub's data and "
+            "stack.env. It holds every secret of stack.env: keep it as safe as that file "
+            "(it is readable only by you, mode 600).")
+
+    def dump_database(self, dump, contents: backup.Contents) -> None:
+        """pg_dump of the hub's database (one consistent snapshot) into `dump`."""
+        command = [*self.compose_command(), *self.stack.compose_args(), "exec", "-T", "db",
+                   "sh", "-c", 'pg_dump -U "$POSTGRES_USER" -d "$POSTGRES_DB" --format=custom']
+        result = subprocess.run(command, env=dict(self.stack.environ), stdout=dump,
+                                stderr=subprocess.PIPE, text=False, check=False)
+        if result.returncode != 0:
+            raise StackError("pg_dump failed: "
+                             f"{result.stderr.decode(errors='replace').strip()[-500:]}")
+        dump.seek(0)
+        digest = hashlib.sha256()
+        for chunk in backup.chunks(dump):
+            digest.update(chunk)
+        contents.database_sha256 = digest.hexdigest()
+        dump.seek(0)
+
+    def archive_volume(self, archive: tarfile.TarFile, volume: str, prefix: str,
+                       contents: backup.Contents, part: str) -> None:
+        process = self.volume_tar(volume, extract=False)
+        with tarfile.open(fileobj=process.stdout, mode="r|") as source:
+            backup.copy_volume(source, archive, prefix, contents, part)
+        error = process.stderr.read().decode(errors="replace")
+        if process.wait() != 0:
+            raise StackError(f"reading the volume {volume} failed: {error.strip()[-500:]}")
+
+    def restore(self, path: Path) -> None:
+        """Recreate a stack from an archive, on a host or project that has none yet."""
+        self.require_docker()
+        if not path.is_file():
+            raise StackError(f"{path} is not a file")
+        with tempfile.TemporaryFile() as dump:
+            say(f"checking {path}")
+            with open(path, "rb") as source:
+                try:
+                    contents = backup.check_archive(source, dump)
+                except backup.BackupError as error:
+                    raise StackError(f"cannot restore {path}: {error}. Nothing was "
+                                     "changed.") from None
+            homes = contents.manifest["home_volumes"]
+            self.refuse_to_overwrite(contents, set(homes.values()))
+            env_path = Path(self.stack.env_file)
+            if not env_path.exists():
+                fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as env_out:
+                    env_out.write(contents.env_text)
+            restored = StackCommands(ComposeStack.load(str(env_path), self.stack.environ),
+                                     self._runner)
+            restored.fill(path, contents, dump)
+        say(f"restored {len(homes)} users' files ({', '.join(sorted(homes)) or 'none'}), "
+            f"the database and the hub's data from {path} (made {contents.manifest['created']}"
+            f" from project {contents.manifest['project']})")
+        restored.up()
+
+    def refuse_to_overwrite(self, contents: backup.Contents, homes: set[str]) -> None:
+        """Restore only where it replaces nothing: no stack of this project, no such home
+        volumes, and no other stack.env."""
+        problems = []
+        project = self.project_volumes()
+        if project:
+            problems.append(f"project {self.stack.project} already has data (volumes "
+                            f"{', '.join(sorted(project))})")
+        taken = sorted(homes & self.volume_names())
+        if taken:
+            problems.append(f"home volumes exist already ({', '.join(taken)})")
+        env_path = Path(self.stack.env_file)
+        if env_path.exists() and env_path.read_text() != contents.env_text:
+            problems.append(f"{env_path} exists and is not the backup's")
+        if problems:
+            raise StackError(
+                "restore only into a new stack: " + "; ".join(problems) + ". Restore into "
+                "a fresh copy of the checkout with another COMPOSE_PROJECT_NAME, or remove "
+                "the old stack first (./hub down, then docker volume rm). Nothing was changed.")
+
+    def fill(self, path: Path, contents: backup.Contents, dump) -> None:
+        """Create the stack's containers and volumes, fill the volumes from the archive,
+        load the database."""
+        say("creating the stack's containers and volumes (not started yet)")
+        self.compose("up", "--no-start", "--build")
+        homes = set(contents.manifest["home_volumes"].values())
+        targets = {"hub-data": self.data_volume(), **{volume: volume for volume in homes}}
+        for volume in homes:
+            self.run(["docker", "volume", "create", volume], capture=True)
+        with open(path, "rb") as source, tarfile.open(fileobj=source, mode="r|gz") as archive:
+            writer = None
+            for member in archive:
+                found = backup.part_of(member.name, homes)
+                if found is None or found[0] in (backup.ENV_FILE, backup.DATABASE):
+                    continue
+                part, inside = found
+                if writer is None or writer.part != part:
+                    if writer is not None:
+                        writer.close()
+                    say(f"restoring {'the hub data' if part == 'hub-data' else part}")
+                    writer = VolumeWriter(part, self.volume_tar(targets[part], extract=True))
+                member.name = inside
+                writer.add(member, archive.extractfile(member) if member.isfile() else None)
+            if writer is not None:
+                writer.close()
+        self.load_database(dump)
+
+    def load_database(self, dump) -> None:
+        say("loading the database")
+        self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout(), "db")
+        dump.seek(0)
+        command = [*self.compose_command(), *self.stack.compose_args(), "exec", "-T", "db",
+                   "sh", "-c", 'pg_restore -U "$POSTGRES_USER" -d "$POSTGRES_DB" --no-owner '
+                   '--single-transaction --exit-on-error']
+        result = subprocess.run(command, env=dict(self.stack.environ), stdin=dump,
+                                capture_output=True, check=False)
+        if result.returncode != 0:
+            raise StackError("pg_restore failed: "
+                             f"{result.stderr.decode(errors='replace').strip()[-500:]}")
+
+
+class VolumeWriter:
+    """Entries of one archive part streamed into a volume through `tar -x`."""
+
+    def __init__(self, part: str, process: subprocess.Popen):
+        self.part = part
+        self.process = process
+        self.archive = tarfile.open(fileobj=process.stdin, mode="w|")
+
+    def add(self, member: tarfile.TarInfo, data) -> None:
+        self.archive.addfile(member, data)
+
+    def close(self) -> None:
+        self.archive.close()
+        self.process.stdin.close()
+        error = self.process.stderr.read().decode(errors="replace")
+        if self.process.wait() != 0:
+            raise StackError(f"restoring {self.part} failed: {error.strip()[-500:]}")

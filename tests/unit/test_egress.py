@@ -252,6 +252,9 @@ class FakeIptables:
 
     def __call__(self, command, input=None, **kwargs):
         name = command[0]
+        if name == "iptables-nft" and command[-1] == "-S":  # the whole table
+            lines = [line for rules in self.chains.values() for line in rules]
+            return subprocess.CompletedProcess(command, 0, "\n".join(lines) + "\n")
         if name == "iptables-nft" and command[-2] == "-S":
             chain = command[-1]
             if chain not in self.chains:
@@ -338,6 +341,25 @@ def test_recreated_network_moves_the_rules(fake):
     enforcer.ensure(renewed)
     assert set(fake.ours()) == {"PERSONAL-HUB-aaaaaaaaaaaa", "PERSONAL-HUB-IN-aaaaaaaaaaaa"}
     assert f"-j {FWD}" not in "\n".join(fake.chains["DOCKER-USER"])
+
+
+def test_sweep_removes_only_the_rules_of_networks_that_are_gone(fake):
+    Enforcer("internet", [], run=fake).ensure(NETWORK)  # a network that still exists
+    gone = UsersNetwork("old-net", "b" * 64, "br-bbbbbbbbbbbb", ("10.214.7.0/24",))
+    Enforcer("none", [], run=fake).ensure(gone)  # left behind by a killed service
+    assert Enforcer("internet", [], run=fake).sweep(lambda: [NETWORK_ID, "c" * 64]) == [
+        "bbbbbbbbbbbb"]
+    assert set(fake.ours()) == {FWD, INP}
+    hooks = "\n".join(fake.chains["DOCKER-USER"] + fake.chains["INPUT"])
+    assert "bbbbbbbbbbbb" not in hooks and FWD in hooks
+
+
+def test_stale_chains_are_told_by_network_id_listed_after_the_chains():
+    lines = ["-P INPUT ACCEPT", "-N DOCKER-USER", "-N PERSONAL-HUB-aaaaaaaaaaaa",
+             "-N PERSONAL-HUB-IN-aaaaaaaaaaaa", "-N PERSONAL-HUB-bbbbbbbbbbbb",
+             "-A PERSONAL-HUB-bbbbbbbbbbbb -j DROP", "-N OTHER-cccccccccccc"]
+    assert egress.stale_chain_ids(lines, ["a" * 64]) == ["bbbbbbbbbbbb"]
+    assert egress.stale_chain_ids(lines, ["a" * 64, "b" * 64]) == []
 
 
 def test_without_dockers_chain_internet_fails_and_all_does_nothing(monkeypatch):
