@@ -32,6 +32,9 @@ from tornado.web import HTTPError
 INTERVAL_SECONDS = 10
 # JupyterHub's own default login cache age: long enough for a restart or an upgrade.
 HUB_DOWN_GRACE_SECONDS = 300
+# The hub answers in milliseconds; when it does not, asking again soon does not help.
+ASK_SECONDS = 3
+RETRY_SECONDS = 5
 # Websocket close code "policy violation": the client does not silently reconnect.
 CLOSE_CODE = 1008
 
@@ -93,13 +96,49 @@ def hub_unreachable(error: Exception) -> bool:
         error.status_code == 500 and message.startswith("Failed to connect"))
 
 
+class Outage:
+    """Whether the hub is known to be unreachable, and since when."""
+
+    def __init__(self, log, grace: float, clock):
+        self.log, self.grace, self.clock = log, grace, clock
+        self.began: float | None = None
+        self.last_try = 0.0
+
+    def failed(self) -> None:
+        self.last_try = self.clock()
+        if self.began is None:
+            self.began = self.last_try
+            self.log.warning("The hub cannot be reached; logins it confirmed in the last "
+                             "%.0f s keep working until it answers again", self.grace)
+
+    def ended(self) -> None:
+        if self.began is not None:
+            self.log.info("The hub answers again after %.0f s", self.clock() - self.began)
+            self.began = None
+
+    def recently_failed(self) -> bool:
+        return self.began is not None and self.clock() - self.last_try < RETRY_SECONDS
+
+
 def keep_logins_while_hub_restarts(hub_auth, log, grace: float = HUB_DOWN_GRACE_SECONDS,
                                    clock=time.monotonic) -> None:
     """Make `hub_auth` answer with the hub's last answer about a login, at most `grace`
-    seconds old, when the hub cannot be reached."""
+    seconds old, when the hub cannot be reached.
+
+    A stopped hub's address may swallow connections instead of refusing them, so a
+    login with an answer to fall back on asks the hub for at most `ASK_SECONDS`, and
+    while the hub is down it is asked again only every `RETRY_SECONDS`: the user's
+    requests do not wait on it. A login without such an answer waits as upstream does.
+    """
     ask_hub = hub_auth._check_hub_authorization
     confirmed: dict[str, tuple[float, dict]] = {}  # cache key -> (when the hub said, what)
-    outage = []  # not empty while the hub cannot be reached: one warning per outage
+    outage = Outage(log, grace, clock)
+
+    def fallback(cache_key, use_cache: bool):
+        when, answer = confirmed.get(cache_key, (None, None))
+        if not use_cache or when is None or clock() - when > grace:
+            return None
+        return answer
 
     def remember(cache_key: str, answer: dict) -> None:
         now = clock()
@@ -109,20 +148,22 @@ def keep_logins_while_hub_restarts(hub_auth, log, grace: float = HUB_DOWN_GRACE_
 
     async def check(url, api_token, cache_key=None, use_cache=True):
         cached = use_cache and cache_key in hub_auth.cache
+        old = None if cached else fallback(cache_key, use_cache)
+        if old is not None and outage.recently_failed():
+            return old
+        asking = ask_hub(url, api_token, cache_key=cache_key, use_cache=use_cache)
         try:
-            answer = await ask_hub(url, api_token, cache_key=cache_key, use_cache=use_cache)
-        except HTTPError as error:
-            when, answer = confirmed.get(cache_key, (None, None))
-            if not (use_cache and hub_unreachable(error)) or when is None \
-                    or clock() - when > grace:
-                raise
-            if not outage:
-                outage.append(clock())
-                log.warning("The hub cannot be reached; logins it confirmed in the last "
-                            "%.0f s keep working until it answers again", grace)
-            return answer
-        if outage:
-            log.info("The hub answers again after %.0f s", clock() - outage.pop())
+            answer = await (asyncio.wait_for(asking, ASK_SECONDS) if old else asking)
+        except (TimeoutError, HTTPError) as error:
+            unreachable = not isinstance(error, HTTPError) or hub_unreachable(error)
+            if unreachable:
+                outage.failed()
+            if old is None or not unreachable:
+                if isinstance(error, HTTPError):
+                    raise
+                raise HTTPError(502, "The hub did not answer in time") from None
+            return old
+        outage.ended()
         if not cached:  # the hub itself answered: that is the answer to fall back on
             if answer:
                 remember(cache_key, answer)

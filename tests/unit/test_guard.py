@@ -1,10 +1,14 @@
 """`personal_hub_guard`, the single-user server extension that closes the collaboration
-connections of guests whose share was revoked (the browser test proves it in the image)."""
+connections of guests whose share was revoked (the browser test proves it in the image),
+and keeps confirmed logins working while the hub restarts (against JupyterHub's own
+HubOAuth and a hub on a real port; the Docker tier stops the real hub)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,6 +100,8 @@ class FakeHub:
     def __init__(self, users: dict[str, str]):
         self.users = users  # token -> user name
         self.failing = False
+        self.hanging = False  # a stopped hub's address may swallow connections
+        self.asked = 0
         self.port = free_port()
         self.server = None
 
@@ -103,7 +109,10 @@ class FakeHub:
         hub = self
 
         class UserHandler(RequestHandler):
-            def get(self):
+            async def get(self):
+                hub.asked += 1
+                if hub.hanging:
+                    await asyncio.sleep(30)
                 if hub.failing:
                     raise HTTPError(500)
                 token = self.request.headers.get("Authorization", "").split()[-1]
@@ -188,3 +197,25 @@ async def test_checks_that_skip_the_cache_never_get_an_old_answer(hub_and_auth):
     await hub.stop()
     with pytest.raises(HTTPError):  # the guard's re-check: it keeps the connection
         await hub_auth.user_for_token("t-ann", use_cache=False, sync=False)
+
+
+async def test_a_hub_that_does_not_answer_is_not_waited_for(hub_and_auth, guard, monkeypatch):
+    hub, hub_auth, clock = hub_and_auth
+    monkeypatch.setattr(guard, "ASK_SECONDS", 0.5)
+    assert (await ask(hub_auth, "t-ann"))["name"] == "ann"
+    hub_auth.cache.clear()
+    hub.hanging = True
+    began = time.monotonic()
+    assert (await ask(hub_auth, "t-ann"))["name"] == "ann"
+    assert time.monotonic() - began < 5
+    # While it is known to be down, requests do not ask it again at once.
+    asked = hub.asked
+    hub_auth.cache.clear()
+    assert (await ask(hub_auth, "t-ann"))["name"] == "ann"
+    assert hub.asked == asked
+    # Later it is asked again, and answers again.
+    clock.now += guard.RETRY_SECONDS + 1
+    hub.hanging = False
+    hub_auth.cache.clear()
+    assert (await ask(hub_auth, "t-ann"))["name"] == "ann"
+    assert hub.asked == asked + 1
