@@ -260,7 +260,7 @@ class Stack:
             self.compose("down", "--volumes", "--remove-orphans", check=False, timeout=120)
         remove_docker_objects(self.owns)
         for image in (self.hub_image, self.singleuser_image):
-            run(["docker", "image", "rm", "-f", image], check=False)
+            run(["docker", "image", "rm", "-f", "--no-prune", image], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

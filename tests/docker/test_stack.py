@@ -132,7 +132,7 @@ def test_compose_build_profile_builds_the_singleuser_image(stack, started):
         version = run(["docker", "run", "--rm", image, "jupyterhub", "--version"]).stdout
         assert version.strip() == "6.1.1"
     finally:
-        run(["docker", "image", "rm", "-f", image], check=False)
+        run(["docker", "image", "rm", "-f", "--no-prune", image], check=False)
 
 
 def test_login_with_the_generated_password(stack, started):
