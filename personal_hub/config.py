@@ -73,7 +73,7 @@ def apply_database(settings: Settings, c) -> None:
 
 
 def apply_proxy(settings: Settings, c) -> None:
-    c.JupyterHub.proxy_class = "configurable-http-proxy"
+    c.JupyterHub.proxy_class = "personal_hub.proxy.PersonalProxy"
     c.ConfigurableHTTPProxy.pid_file = str(Path(settings.data_dir) / "jupyterhub-proxy.pid")
     if settings.proxy_auth_token:
         c.ConfigurableHTTPProxy.auth_token = settings.proxy_auth_token

@@ -117,18 +117,27 @@ class Proxy:
     """configurable-http-proxy started on its own, as the compose stack runs it."""
 
     def __init__(self, base: Path, hub_port: int):
-        chp = shutil.which("configurable-http-proxy")
-        require(chp is not None, "configurable-http-proxy is not on PATH (./hub test installs it)")
+        self.chp = shutil.which("configurable-http-proxy")
+        require(self.chp is not None,
+                "configurable-http-proxy is not on PATH (./hub test installs it)")
+        self.base = base
+        self.hub_port = hub_port
         self.port = free_port()
         self.api_port = free_port()
         self.token = secrets.token_urlsafe(32)
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        hub = f"http://127.0.0.1:{hub_port}"
+        self.starts = 0
+        self.start()
+
+    def start(self) -> None:
+        """Start on the same ports with the same token; a new proxy has no routes."""
+        self.starts += 1
+        hub = f"http://127.0.0.1:{self.hub_port}"
         self.process = Process(
-            "proxy",
+            f"proxy-{self.starts}",
             [
-                chp,
+                self.chp,
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--api-ip", "127.0.0.1",
@@ -136,7 +145,7 @@ class Proxy:
                 "--default-target", hub,
                 "--error-target", f"{hub}/hub/error",
             ],
-            base,
+            self.base,
             env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.token},
         )
         wait_for(self._ready, timeout=30, what="configurable-http-proxy API")

@@ -199,6 +199,15 @@ def test_non_admin_sees_only_names_of_other_users(hub, alice):
     assert not {"server", "servers", "last_activity"} & set(users["alice"])
 
 
+def test_a_restarted_proxy_gets_every_route_back(hub, alice, proxy):
+    proxy.stop()
+    proxy.start()  # configurable-http-proxy starts empty: everything goes to the hub
+    # The hub puts the route back within its check interval (5 s), without a restart.
+    wait_for(lambda: "/user/alice" in proxy.routes(), timeout=20,
+             what="the hub to restore alice's route in the new proxy")
+    assert server_status(alice, hub.url, "alice").status_code == 200
+
+
 def test_hub_restart_keeps_servers_and_logins(hub, alice, postgres, proxy):
     # A clean shutdown on SIGTERM (exit 0), not a kill after the stop timeout.
     assert hub.stop() == 0
