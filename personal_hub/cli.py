@@ -337,6 +337,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
     except (StackError, EnvFileError) as error:
         print(f"personal-hub: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a disk full, a file that cannot be read: one clear line
+        print(f"personal-hub: {args.stack_command} failed: {error}", file=sys.stderr)
+        return 1
 
 
 def stack_commands(args: argparse.Namespace, *, required: bool = True) -> StackCommands:

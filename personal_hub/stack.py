@@ -314,8 +314,9 @@ class StackCommands:
                     backup.add_bytes(archive, backup.ENV_FILE,
                                      Path(self.stack.env_file).read_bytes())
                     contents.count(backup.ENV_FILE)
-                    backup.add_stream(archive, backup.DATABASE, dump, dump.seek(0, 2))
+                    size = dump.seek(0, 2)
                     dump.seek(0)
+                    backup.add_stream(archive, backup.DATABASE, dump, size)
                     contents.count(backup.DATABASE)
                     self.archive_volume(archive, self.data_volume(), backup.HUB_DATA,
                                         contents, "hub-data")
