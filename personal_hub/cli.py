@@ -177,11 +177,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if settings.spawner == "docker":
+        remove_orphaned_servers(settings)
     print(f"Starting JupyterHub at {settings.bind_url} (data in {data_dir})", flush=True)
     # Run from the data directory so nothing JupyterHub writes lands in the caller's cwd.
     os.chdir(data_dir)
     start_jupyterhub(["-f", config_path(), *args.jupyterhub_args], environ)
     return 0  # not reached
+
+
+def remove_orphaned_servers(settings) -> None:
+    from .orphans import remove_orphans
+
+    def log(message: str) -> None:
+        print(f"personal-hub: {message}", file=sys.stderr, flush=True)
+
+    try:
+        remove_orphans(settings.database_url(), settings.docker_network, log)
+    except Exception as error:  # noqa: BLE001 - the hub must start all the same
+        log(f"could not look for orphaned server containers: {type(error).__name__}: "
+            f"{error}")
 
 
 def start_jupyterhub(argv: list[str], environ: dict[str, str]) -> None:

@@ -26,6 +26,7 @@ from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .admission import StartCost, StartQueue, machine_cores, queue_message
+from .orphans import SERVER_LABEL
 from .variables import default_value
 
 
@@ -243,6 +244,20 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
             return {**spawner.user_host_config(), **extra}
 
         self.extra_host_config = host_config
+        if not hasattr(self, "_configured_create_kwargs"):
+            self._configured_create_kwargs = self.extra_create_kwargs
+        configured_create = self._configured_create_kwargs
+
+        async def create_kwargs(spawner):
+            # A label that marks the container as a server of this spawner class, so a
+            # container left behind by a dead hub can be told from anything else.
+            extra = spawner._eval_if_callable(configured_create)
+            if inspect.isawaitable(extra):
+                extra = await extra
+            labels = {**(extra.get("labels") or {}), SERVER_LABEL: spawner._log_name}
+            return {**extra, "labels": labels}
+
+        self.extra_create_kwargs = create_kwargs
 
     async def start(self):
         self.apply_user_policy()

@@ -150,6 +150,8 @@ async def test_container_of_a_user(spawn, username, escaped):
     assert host["PidsLimit"] == 1024
     assert created["environment"]["MEM_LIMIT"] == str(2 * GIB)
     assert "PortBindings" not in host, "reached over the Docker network, never published"
+    # Marked as a server, so one a dead hub left behind can be found (and nothing else).
+    assert created["labels"] == {"personal-hub.server": username}
 
 
 async def test_image_and_network_from_settings(spawn):
