@@ -193,6 +193,7 @@ def test_hub_killed_during_use_comes_back_by_itself(stack, world):
 def test_hub_killed_during_a_spawn_leaves_no_server_nobody_can_reach(stack, world):
     session = world.log_in("cat")
     cat = world.name("cat")
+    world.before.add(cat)
     started = api(session, "POST", f"{stack.url}/hub/api/users/{cat}/server")
     assert started.status_code in (201, 202), started.text
     wait_for(lambda: container_exists(f"jupyter-{cat}"), timeout=60,
