@@ -170,6 +170,11 @@ def apply_idle_culler(settings: Settings, c) -> None:
     if not settings.idle_timeout_seconds:
         c.JupyterHub.services = []
         return
+    # The hub learns of activity from the proxy and from each server every few minutes
+    # by default: with a short timeout, a server in use would look idle and be stopped.
+    interval = activity_interval(settings.idle_timeout_seconds)
+    c.JupyterHub.last_activity_interval = interval
+    c.Spawner.environment.update({"JUPYTERHUB_ACTIVITY_INTERVAL": str(interval)})
     c.JupyterHub.services = [
         {
             "name": IDLE_CULLER,
@@ -193,6 +198,12 @@ def apply_roles(settings: Settings, c) -> None:
             {"name": IDLE_CULLER, "scopes": list(IDLE_CULLER_SCOPES), "services": [IDLE_CULLER]}
         )
     c.JupyterHub.load_roles = roles
+
+
+def activity_interval(timeout_seconds: int) -> int:
+    """How often the hub collects activity: a quarter of the idle timeout, between
+    5 s and JupyterHub's default of 5 minutes."""
+    return max(5, min(300, timeout_seconds // 4))
 
 
 def culler_interval(timeout_seconds: int) -> int:

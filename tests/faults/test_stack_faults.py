@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
@@ -35,7 +37,7 @@ from tests.docker.test_stack import (
     read_file,
     write_file,
 )
-from tests.helpers import login, login_error, wait_for
+from tests.helpers import login, login_error, require, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -257,3 +259,65 @@ def test_user_server_killed_shows_stopped_and_starts_again(stack, world):
     wait_for(lambda: not world.server_running("ben"), timeout=RECOVERY_TIMEOUT,
              what="the hub to see ben's server stopped")
     assert_nothing_lost(world)  # opening it starts it again, files intact
+
+
+ENGINE_CONFIG = ".personal-hub/dockerd/daemon.json"  # where ./hub test starts its engine from
+
+
+def engine_started_by_hub_test() -> tuple[int, list[str], str]:
+    """(pid, command line, working directory) of the Docker engine, which must be one
+    `./hub test` started (its config file under .personal-hub/dockerd): only that one
+    may be restarted by a test."""
+    found = run(["pgrep", "-x", "dockerd"], check=False).stdout.split()
+    require(len(found) == 1, "exactly one dockerd process")
+    pid = int(found[0])
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    config = argv[argv.index("--config-file") + 1] if "--config-file" in argv else ""
+    require(str(Path(cwd, config)).endswith(ENGINE_CONFIG),
+            f"the Docker engine was started by ./hub test (config {ENGINE_CONFIG}), not {argv}")
+    return pid, argv, cwd
+
+
+def docker_answers() -> bool:
+    return run(["docker", "info"], check=False).returncode == 0
+
+
+def test_engine_restart_as_a_host_reboot_brings_everything_back(stack, world):
+    pid, argv, cwd = engine_started_by_hub_test()
+    # Everything stops, as when the host shuts down; then the engine starts again.
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=180,
+             what="the Docker engine to stop")
+    log = Path(cwd, Path(argv[argv.index("--config-file") + 1]).parent, "dockerd.log")
+    with open(log, "a") as out:
+        subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    wait_for(docker_answers, timeout=120, what="the Docker engine to answer again")
+    # The stack comes back by its restart policies; user servers do not (they are
+    # removed when they stop), and the hub's view matches: both shown stopped.
+    wait_for(lambda: hub_healthy(stack), timeout=RECOVERY_TIMEOUT, what="the hub back")
+    for role in ("ann", "ben"):
+        wait_for(lambda role=role: not world.server_running(role), timeout=RECOVERY_TIMEOUT,
+                 what=f"the hub to show {role}'s server stopped")
+        assert not running_container(f"jupyter-{world.people[role][0]}")
+    assert_nothing_lost(world)  # their next visit starts them again, files intact
+
+
+def test_idle_servers_are_culled_busy_ones_kept_and_files_stay(stack, world):
+    """Last: the hub restarts with a short HUB_IDLE_TIMEOUT (20 s, the shortest)."""
+    stack.set_env(HUB_IDLE_TIMEOUT="20")
+    stack.hub_up()
+    for role in ("ann", "ben"):
+        world.open(role)
+    ann, ann_session = world.people["ann"]
+    ben, _ = world.people["ben"]
+    with Poller(ann_session, f"{stack.url}/user/{ann}/api/contents") as busy:
+        wait_for(lambda: not world.server_running("ben"), timeout=180,
+                 what="the idle culler to stop ben's idle server")
+        assert world.server_running("ann"), "ann was working and her server was stopped"
+    assert set(code for _, code in busy.codes) == {"200"}, Counter(busy.codes)
+    assert "Culling server" in container_logs(stack.container("hub"), tail=400)
+    run(["docker", "volume", "inspect", f"jupyterhub-user-{ben}"])  # the files' volume stays
+    world.open("ben")
+    assert read_file(world.people["ben"][1], stack.url, ben, "kept.txt") == "ben's notes"

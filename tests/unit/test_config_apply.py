@@ -241,6 +241,16 @@ def test_idle_culler_checks_more_often_than_the_timeout(configure, timeout, seco
     assert every < seconds
 
 
+@pytest.mark.parametrize(("timeout", "interval"), [("1h", 300), ("10m", 150), ("20", 5)])
+def test_activity_reaches_the_hub_well_within_the_idle_timeout(configure, timeout, interval):
+    c = configure(HUB_IDLE_TIMEOUT=timeout)
+
+    # From the proxy's routes, and from each server itself (JupyterHub's defaults: 300 s).
+    assert c.JupyterHub.last_activity_interval == interval
+    environment = c.Spawner.environment.get_value({})  # merged into the spawner's own
+    assert environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == str(interval)
+
+
 def test_idle_culler_runs_as_a_service_holding_its_own_role(configure):
     c = configure(HUB_IDLE_TIMEOUT="1h")
 
