@@ -456,8 +456,8 @@ def restart_hub(variant: Variant, admin_token: str, probe: StormUser, crowd: lis
     stop.set()
     for thread in pollers:
         thread.join()
-    # A server answers 500 when it must ask the hub about a login while the hub is down
-    # (its cache of the hub's answers expired): that says which servers those were.
+    # The servers that found the hub unreachable while it restarted (upstream answers 500
+    # then; personal-hub's image keeps serving the logins the hub confirmed).
     asked_hub = [user.name for user in keep if "Error connecting to" in container_logs(
         f"jupyter-{user.name}", tail=400)]
     codes = Counter(status for _, status in results if status != "200")
@@ -623,8 +623,8 @@ def report(a: dict, b: dict, args: argparse.Namespace, image: str, base: str) ->
         f"hub restart, failed requests by answer: A {a['restart_codes'] or 'none'}, "
         f"B {b['restart_codes'] or 'none'}; servers still running afterwards: "
         f"A {a['restart_still_running']}/{a['restart_servers']}, "
-        f"B {b['restart_still_running']}/{b['restart_servers']}; servers that could not "
-        f"check a login with the hub while it was down (answer 500): "
+        f"B {b['restart_still_running']}/{b['restart_servers']}; servers that had to ask "
+        f"the hub about a login while it was down: "
         f"A {a['restart_servers_asked_hub']}, B {b['restart_servers_asked_hub']}",
     ]
     return "\n".join(lines)
