@@ -736,7 +736,8 @@ def main() -> int:
             for variant in variants:
                 remove_docker_objects(variant.owns)
             for own in own_images:
-                subprocess.run(["docker", "image", "rm", "-f", "--no-prune", own], capture_output=True)
+                subprocess.run(["docker", "image", "rm", "-f", "--no-prune", own],
+                               capture_output=True)
             for variant in variants:
                 shutil.rmtree(variant.workdir / variant.key, ignore_errors=True)
             if finished:
