@@ -274,47 +274,42 @@ def cmd_rotate_password(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_revoke_logins(args: argparse.Namespace) -> int:
-    from .revoke import revoke_logins, stop_docker_server, stop_local_server
-
+def with_hub_settings(args: argparse.Namespace, what: str, action) -> int:
+    """Run `action(settings)` on the hub's settings and print what it returns; every
+    problem (settings, env file, database) is reported in words, never a traceback."""
     try:
-        environ = run_environment(args, os.environ)
-        settings = load_settings(environ)
+        settings = load_settings(run_environment(args, os.environ))
     except EnvFileError as error:
         print(f"personal-hub: {error}", file=sys.stderr)
         return 1
     except SettingsError as error:
         print(error.report(), file=sys.stderr)
         return 1
-    stop = stop_docker_server if settings.spawner == "docker" else stop_local_server
     try:
-        revoked = revoke_logins(settings.database_url(), settings.data_dir, stop)
+        output = action(settings)
     except Exception as error:  # noqa: BLE001 - a clear line, never a traceback
-        print(f"personal-hub: could not revoke logins: {type(error).__name__}: {error}",
+        print(f"personal-hub: could not {what}: {type(error).__name__}: {error}",
               file=sys.stderr)
         return 1
-    print(revoked.summary())
+    print(output)
     return 0
+
+
+def cmd_revoke_logins(args: argparse.Namespace) -> int:
+    from .revoke import revoke_logins, stop_docker_server, stop_local_server
+
+    def revoke(settings) -> str:
+        stop = stop_docker_server if settings.spawner == "docker" else stop_local_server
+        return revoke_logins(settings.database_url(), settings.data_dir, stop).summary()
+
+    return with_hub_settings(args, "revoke logins", revoke)
 
 
 def cmd_home_volumes(args: argparse.Namespace) -> int:
     from .inventory import home_volumes
 
-    try:
-        settings = load_settings(run_environment(args, os.environ))
-        volumes = home_volumes(settings.database_url())
-    except EnvFileError as error:
-        print(f"personal-hub: {error}", file=sys.stderr)
-        return 1
-    except SettingsError as error:
-        print(error.report(), file=sys.stderr)
-        return 1
-    except Exception as error:  # noqa: BLE001 - a clear line, never a traceback
-        print(f"personal-hub: could not read the users: {type(error).__name__}: {error}",
-              file=sys.stderr)
-        return 1
-    print(json.dumps(volumes))
-    return 0
+    return with_hub_settings(
+        args, "read the users", lambda settings: json.dumps(home_volumes(settings.database_url())))
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:

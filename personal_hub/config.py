@@ -17,6 +17,8 @@ from .settings import Settings, SettingsError, load_settings
 AUTHENTICATOR = "personal"
 SPAWNERS = {"docker": "personal-docker", "local": "personal-local"}
 IDLE_CULLER = "idle-culler"
+# jupyterhub-singleuser reads how often to report its activity to the hub from this.
+SERVER_ACTIVITY_INTERVAL = "JUPYTERHUB_ACTIVITY_INTERVAL"
 # Least privilege for jupyterhub-idle-culler when it only stops servers (not users).
 IDLE_CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 # JupyterHub sharing, for real-time collaboration: an owner may grant access to their
@@ -174,7 +176,7 @@ def apply_idle_culler(settings: Settings, c) -> None:
     # by default: with a short timeout, a server in use would look idle and be stopped.
     interval = activity_interval(settings.idle_timeout_seconds)
     c.JupyterHub.last_activity_interval = interval
-    c.Spawner.environment.update({"JUPYTERHUB_ACTIVITY_INTERVAL": str(interval)})
+    c.Spawner.environment.update({SERVER_ACTIVITY_INTERVAL: str(interval)})
     c.JupyterHub.services = [
         {
             "name": IDLE_CULLER,

@@ -232,32 +232,24 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         self.image = self.user_image()
         self.mem_limit = self.user_mem_limit()
         self.cpu_limit = self.user_cpu_limit()
-        if not hasattr(self, "_configured_host_config"):
-            self._configured_host_config = self.extra_host_config
-        configured = self._configured_host_config
+        if not hasattr(self, "_configured"):
+            # What the operator configured, kept once: later starts wrap it again.
+            self._configured = (self.extra_host_config, self.extra_create_kwargs)
+        host_config, create_kwargs = self._configured
 
-        async def host_config(spawner):
+        async def merged_host_config(spawner):
             # What the operator put in `extra_host_config` wins over the policy.
-            extra = spawner._eval_if_callable(configured)
-            if inspect.isawaitable(extra):
-                extra = await extra
-            return {**spawner.user_host_config(), **extra}
+            return {**spawner.user_host_config(), **await resolved(spawner, host_config)}
 
-        self.extra_host_config = host_config
-        if not hasattr(self, "_configured_create_kwargs"):
-            self._configured_create_kwargs = self.extra_create_kwargs
-        configured_create = self._configured_create_kwargs
-
-        async def create_kwargs(spawner):
+        async def labelled_create_kwargs(spawner):
             # A label that marks the container as a server of this spawner class, so a
             # container left behind by a dead hub can be told from anything else.
-            extra = spawner._eval_if_callable(configured_create)
-            if inspect.isawaitable(extra):
-                extra = await extra
+            extra = await resolved(spawner, create_kwargs)
             labels = {**(extra.get("labels") or {}), SERVER_LABEL: spawner._log_name}
             return {**extra, "labels": labels}
 
-        self.extra_create_kwargs = create_kwargs
+        self.extra_host_config = merged_host_config
+        self.extra_create_kwargs = labelled_create_kwargs
 
     async def start(self):
         self.apply_user_policy()
@@ -273,6 +265,13 @@ class PersonalLocalSpawner(PersonalSpawner, SimpleLocalProcessSpawner):
             # jupyter-server refuses to run as root without it (containers, CI).
             args.append("--allow-root")
         return args
+
+
+async def resolved(spawner, configured):
+    """A DockerSpawner option as it applies to this start: a value, or a callable of the
+    spawner returning one (or an awaitable of one)."""
+    value = spawner._eval_if_callable(configured)
+    return await value if inspect.isawaitable(value) else value
 
 
 def answer_url(started, base_url: str) -> str:
