@@ -71,6 +71,7 @@ from personal_hub.envfile import read_env_file  # noqa: E402
 from personal_hub.stack import ComposeStack, StackCommands, StackError  # noqa: E402
 from tests import helpers  # noqa: E402 - the tests' login, token and polling helpers
 from tests.docker.conftest import (  # noqa: E402 - how the Docker tier copies and cleans up
+    STANDIN_VARIABLES,
     container_logs,
     container_names,
     copy_checkout,
@@ -80,7 +81,6 @@ from tests.docker.conftest import (  # noqa: E402 - how the Docker tier copies a
 
 STOCK_CONFIG = "bench/stock_jupyterhub_config.py"
 STOCK_CONFIG_IN_HUB = "/etc/jupyterhub-stock/jupyterhub_config.py"
-STANDIN_VARIABLES = ("PYTHON_IMAGE", "SINGLEUSER_BASE_IMAGE", "POSTGRES_IMAGE", "CHP_IMAGE")
 LAB_TIMEOUT = 300  # seconds from 'ready' to /lab answering before a start counts as failed
 STACK_TIMEOUT = 1800  # building images and bringing a stack up
 

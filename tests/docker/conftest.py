@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 
 from personal_hub.envfile import read_env_file
 from personal_hub.stack import ComposeStack, StackCommands, StackError
+from personal_hub.variables import BY_NAME
 from tests.helpers import LOG_COLLECTORS, LOG_FILES, free_port, require
 
 pytestmark = pytest.mark.docker
@@ -136,17 +138,44 @@ def build_singleuser(base: str, tag: str) -> subprocess.CompletedProcess:
                cwd=REPO, timeout=BUILD_TIMEOUT)
 
 
+# The upstream images the stand-ins stand in for: the declared defaults.
+STANDIN_VARIABLES = ("PYTHON_IMAGE", "SINGLEUSER_BASE_IMAGE", "POSTGRES_IMAGE", "CHP_IMAGE")
+UPSTREAM = "upstream"  # HUB_TEST_IMAGES=upstream: the real images, pulled
+STANDINS_SCRIPT = REPO / "tests/standins/build.sh"
+
+
+def upstream_traefik(script: str) -> str:
+    """The real Traefik image of the version the stand-in's binary has."""
+    version = re.search(r"^TRAEFIK_BIN_TAG=\S+:(\S+)$", script, re.M).group(1)
+    return f"traefik:v{version}"
+
+
+def upstream_images() -> dict[str, str]:
+    """{variable: image} for the real upstream images (no stand-ins), as the stack's
+    defaults name them, plus Traefik."""
+    images = {name: BY_NAME[name].default for name in STANDIN_VARIABLES}
+    images["TRAEFIK_IMAGE"] = upstream_traefik(STANDINS_SCRIPT.read_text())
+    return images
+
+
 @pytest.fixture(scope="session")
 def standins() -> dict[str, str]:
-    """Build (or reuse) the stand-in images; returns {variable: image tag}."""
+    """Build (or reuse) the stand-in images; returns {variable: image tag}. With
+    HUB_TEST_IMAGES=upstream, pull the real upstream images instead (on a machine that
+    can: a maintainer's check of a release)."""
     require(docker_available() is None, docker_available() or "")
-    result = run(["sh", str(REPO / "tests/standins/build.sh")], timeout=BUILD_TIMEOUT)
+    if os.environ.get("HUB_TEST_IMAGES") == UPSTREAM:
+        images = upstream_images()
+        for image in images.values():
+            run(["docker", "pull", image], timeout=BUILD_TIMEOUT)
+        return images
+    result = run(["sh", str(STANDINS_SCRIPT)], timeout=BUILD_TIMEOUT)
     tags = {}
     for line in result.stdout.splitlines():
         name, sep, value = line.strip().partition("=")
         if sep and name.isupper() and value:
             tags[name] = value
-    for needed in ("PYTHON_IMAGE", "SINGLEUSER_BASE_IMAGE", "POSTGRES_IMAGE", "CHP_IMAGE"):
+    for needed in STANDIN_VARIABLES:
         assert needed in tags, f"build.sh did not report {needed}: {result.stdout[-2000:]}"
     return tags
 
