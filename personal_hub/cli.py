@@ -406,6 +406,15 @@ def cmd_stack_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stack_upgrade(args: argparse.Namespace) -> int:
+    require_env_file(args, "upgrade")
+    commands = stack_commands(args)
+    name = args.backup or default_backup_name(commands.stack.project).replace(
+        ".tar.gz", "-before-upgrade.tar.gz")
+    commands.upgrade(Path(name))
+    return 0
+
+
 def cmd_stack_restore(args: argparse.Namespace) -> int:
     stack_commands(args, required=False).restore(Path(args.file))
     return 0
@@ -648,6 +657,16 @@ def add_stack_commands(commands) -> None:
         "log in with the same password and find the same files.",
     )
     restore.add_argument("file", help="archive written by ./hub backup")
+    upgrade = action(
+        "upgrade", cmd_stack_upgrade, "back up, rebuild the images, restart; roll back on failure",
+        "For a running stack, after you updated this checkout or an image setting: "
+        "./hub backup first, then rebuild both images from this checkout and start the "
+        "stack with them (the hub migrates its database as it starts). If the hub does not "
+        "become healthy within HUB_WAIT_TIMEOUT, the previous images (kept as "
+        "<image>:before-upgrade) and the database from the backup come back.",
+    )
+    upgrade.add_argument("--backup", help="where the backup goes (default: "
+                         "personal-hub-backup-<project>-<UTC time>-before-upgrade.tar.gz here)")
     build = action(
         "build", cmd_stack_build, "build the single-user image, the hub image or both",
         "Build images from this checkout with `docker build`: singleuser (the default; name "

@@ -434,18 +434,72 @@ class StackCommands:
                 writer.close()
         self.load_database(dump)
 
-    def load_database(self, dump) -> None:
+    def load_database(self, dump, *, replace: bool = False) -> None:
+        """pg_restore `dump` in one transaction; `replace`: over the tables there now."""
         say("loading the database")
         self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout(), "db")
         dump.seek(0)
+        clean = "--clean --if-exists " if replace else ""
         command = [*self.compose_command(), *self.stack.compose_args(), "exec", "-T", "db",
                    "sh", "-c", 'pg_restore -U "$POSTGRES_USER" -d "$POSTGRES_DB" --no-owner '
-                   '--single-transaction --exit-on-error']
+                   f'{clean}--single-transaction --exit-on-error']
         result = subprocess.run(command, env=dict(self.stack.environ), stdin=dump,
                                 capture_output=True, check=False)
         if result.returncode != 0:
             raise StackError("pg_restore failed: "
                              f"{result.stderr.decode(errors='replace').strip()[-500:]}")
+
+
+    # ------------------------------------------------------------ upgrade
+
+    def upgrade(self, backup_path: Path) -> None:
+        """Back up, rebuild the images from this checkout, start the new hub; if it does
+        not become healthy, go back to the previous images and database."""
+        self.require_docker()
+        self.require_running()
+        self.backup(backup_path)
+        kept = self.keep_images()
+        self.build("all")
+        say("starting the upgraded stack (the hub migrates its database as it starts)")
+        started = self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout(),
+                               check=False)
+        if started.returncode == 0:
+            say(f"upgraded: {self.stack.url}/ (the backup from before is {backup_path}; "
+                f"the previous images are tagged {', '.join(kept.values()) or 'nowhere'})")
+            return
+        self.compose("logs", "--tail", "30", *SERVICES_TO_LOG_ON_FAILURE, check=False)
+        self.roll_back(kept, backup_path)
+        raise StackError(
+            "the upgraded hub did not become healthy (logs above), so the previous images "
+            f"and database are back and running; the backup is {backup_path}")
+
+    def keep_images(self) -> dict[str, str]:
+        """Tag the images in use now for a rollback: {image: its rollback tag}."""
+        kept = {}
+        for target in IMAGE_BUILDS:
+            image = self.stack.image(target)
+            rollback = rollback_tag(image)
+            if self.run(["docker", "tag", image, rollback], capture=True).returncode == 0:
+                kept[image] = rollback
+        return kept
+
+    def roll_back(self, kept: dict[str, str], backup_path: Path) -> None:
+        say("rolling back: the previous images, and the database as it was before")
+        self.compose("stop", "hub")
+        for image, rollback in kept.items():
+            self.run(["docker", "tag", rollback, image], capture=True)
+        with tempfile.TemporaryFile() as dump, open(backup_path, "rb") as source:
+            backup.check_archive(source, dump)
+            self.load_database(dump, replace=True)
+        self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout())
+
+
+def rollback_tag(image: str) -> str:
+    """`name:before-upgrade` for `name:tag` (a registry's port is not a tag)."""
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:
+        name = image
+    return f"{name}:before-upgrade"
 
 
 class VolumeWriter:

@@ -135,3 +135,47 @@ def test_upgrading_the_hub_keeps_users_tokens_servers_and_files(previous_hub, be
     # ben, who never started a server, starts one under the new hub.
     ben, ben_session = before["people"]["ben"]
     open_server(ben_session, stack.url, ben)
+
+
+def image_id(image: str) -> str:
+    return run(["docker", "image", "inspect", "--format", "{{.Id}}", image]).stdout.strip()
+
+
+def test_hub_upgrade_backs_up_rebuilds_and_keeps_everything(previous_hub, before):
+    stack = previous_hub
+    backup = stack.dir / "before-upgrade.tar.gz"
+    result = run(["sh", "./hub", "upgrade", "--backup", str(backup)], cwd=stack.repo,
+                 env=stack.environ(), timeout=1800)
+    assert "upgraded:" in result.stderr, result.stderr
+    assert backup.exists() and f"saved {backup}" in result.stderr
+    assert image_id(f"{stack.hub_image.rsplit(':', 1)[0]}:before-upgrade")
+    ann, session = before["people"]["ann"]
+    open_server(session, stack.url, ann)
+    assert read_file(session, stack.url, ann, "before-upgrade.txt") == \
+        "written under JupyterHub 5"
+
+
+def test_a_hub_that_fails_after_an_upgrade_is_rolled_back(previous_hub, before):
+    stack = previous_hub
+    ann, session = before["people"]["ann"]
+    write_file(session, stack.url, ann, "before-broken-upgrade.txt", "still here")
+    running = image_id(stack.hub_image)
+    # The checkout's next version is broken: its hub stops as it loads its config.
+    config = stack.repo / "personal_hub/jupyterhub_config.py"
+    config.write_text(config.read_text() + '\nraise SystemExit("broken on purpose")\n')
+    result = run(["sh", "./hub", "upgrade", "--backup", str(stack.dir / "broken.tar.gz")],
+                 cwd=stack.repo, env={**stack.environ(), "HUB_WAIT_TIMEOUT": "60"},
+                 timeout=1800, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "previous images and database are back" in result.stderr
+    assert "Traceback" not in result.stderr
+    # The hub runs the image it ran before, and everything is as it was.
+    wait_for(lambda: hub_healthy(stack), timeout=180, what="the rolled-back hub")
+    assert image_id(stack.hub_image) == running
+    home = session.get(f"{stack.url}/hub/home", timeout=30, allow_redirects=False)
+    assert home.status_code == 200, "logged out by the rollback"
+    open_server(session, stack.url, ann)
+    assert read_file(session, stack.url, ann, "before-broken-upgrade.txt") == "still here"
+    me = requests.get(f"{stack.url}/hub/api/user", timeout=10,
+                      headers={"Authorization": f"token {before['token']}"})
+    assert me.status_code == 200 and me.json()["name"] == ann

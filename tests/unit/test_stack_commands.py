@@ -23,6 +23,7 @@ from personal_hub.stack import (
     StackCommands,
     StackError,
     published_url,
+    rollback_tag,
     user_servers,
 )
 from personal_hub.variables import BY_NAME
@@ -507,3 +508,14 @@ def test_services_tier_finds_postgres_like_hub():
     from tests.services import servers
 
     assert servers.postgres_bin_dir is postgres_bin_dir
+
+
+@pytest.mark.parametrize(("image", "kept"), [
+    ("personal-hub-hub:latest", "personal-hub-hub:before-upgrade"),
+    ("registry.example:5000/lab/singleuser:2.0",
+     "registry.example:5000/lab/singleuser:before-upgrade"),
+    ("registry.example:5000/lab/singleuser", "registry.example:5000/lab/singleuser:before-upgrade"),
+    ("plain", "plain:before-upgrade"),
+])
+def test_images_are_kept_for_a_rollback_under_their_own_name(image, kept):
+    assert rollback_tag(image) == kept
