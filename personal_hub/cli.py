@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import signal
 import stat
 import sys
 import time
@@ -210,6 +211,11 @@ def start_jupyterhub(argv: list[str], environ: dict[str, str]) -> None:
     """
     os.environ.clear()
     os.environ.update(environ)
+    # Started from a background job (nohup, a CI runner), this process ignores SIGINT,
+    # and so would every service the hub starts: its idle culler would then sit out
+    # JupyterHub's 30 s SIGINT grace at every hub stop. A handler is not inherited
+    # across exec the way "ignore" is, so the services get the default again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from jupyterhub.app import JupyterHub
 
     JupyterHub.launch_instance(argv)
