@@ -210,10 +210,7 @@ class StackCommands:
         if self.run(["docker", "image", "inspect", image], capture=True).returncode != 0:
             self.build("singleuser")
         say(f"starting the stack (docker compose {' '.join(self.stack.compose_args())})")
-        started = self.compose(
-            "up", "-d", "--build", "--wait", "--wait-timeout", self.wait_timeout(), check=False
-        )
-        if started.returncode != 0:
+        if not self.started_healthy("--build"):
             self.compose("ps", check=False)
             self.compose("logs", "--tail", "50", *SERVICES_TO_LOG_ON_FAILURE, check=False)
             raise StackError(
@@ -225,6 +222,19 @@ class StackCommands:
             say(f"through Traefik: https://{domain}/")
         say("log in with any username and JUPYTER_PASSWORD from stack.env (admin: "
             "JUPYTER_ADMIN_USER / JUPYTER_ADMIN_PASSWORD)")
+
+    def started_healthy(self, *options: str) -> bool:
+        """`docker compose up -d --wait`, and whether the hub is healthy afterwards (some
+        Compose versions exit 0 even when a container ends up unhealthy)."""
+        started = self.compose("up", "-d", *options, "--wait", "--wait-timeout",
+                               self.wait_timeout(), check=False)
+        return started.returncode == 0 and self.healthy("hub")
+
+    def healthy(self, service: str) -> bool:
+        container = f"{self.stack.project}-{service}-1"  # Compose v2's name for it
+        state = self.run(["docker", "inspect", "--format", "{{.State.Health.Status}}",
+                          container], capture=True)
+        return state.returncode == 0 and (state.stdout or "").strip() == "healthy"
 
     def down(self) -> None:
         """Stop user servers, then the stack. Volumes (users, files, database) stay."""
@@ -461,9 +471,7 @@ class StackCommands:
         kept = self.keep_images()
         self.build("all")
         say("starting the upgraded stack (the hub migrates its database as it starts)")
-        started = self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout(),
-                               check=False)
-        if started.returncode == 0:
+        if self.started_healthy():
             say(f"upgraded: {self.stack.url}/ (the backup from before is {backup_path}; "
                 f"the previous images are tagged {', '.join(kept.values()) or 'nowhere'})")
             return

@@ -49,6 +49,7 @@ class Docker:
     def __init__(self, answers: dict[tuple[str, ...], tuple[int, str]] | None = None):
         self.answers = {
             ("docker", "compose", "version"): (0, "Docker Compose version v2.40.0"),
+            ("docker", "inspect"): (0, "healthy\n"),
             **(answers or {}),
         }
         self.calls: list[list[str]] = []
@@ -250,6 +251,16 @@ def test_up_that_does_not_become_healthy_shows_the_logs_and_fails():
     assert docker.compose_calls() == [
         COMPOSE_UP, ["ps"], ["logs", "--tail", "50", "hub", "egress"]
     ]
+
+
+def test_up_is_a_failure_when_compose_is_content_but_the_hub_is_unhealthy():
+    # Some Compose versions exit 0 from `up --wait` with an unhealthy container.
+    docker = Docker({("docker", "inspect"): (0, "unhealthy\n")})
+    with pytest.raises(StackError, match="did not become healthy"):
+        StackCommands(stack(), docker).up()
+
+    assert ["docker", "inspect", "--format", "{{.State.Health.Status}}",
+            "personal-hub-hub-1"] in docker.calls
 
 
 def test_up_behind_traefik_uses_both_files_and_names_the_domain(capsys):
