@@ -261,6 +261,14 @@ def test_user_server_killed_shows_stopped_and_starts_again(stack, world):
     assert_nothing_lost(world)  # opening it starts it again, files intact
 
 
+def test_down_and_up_bring_everything_back(stack, world):
+    run(["sh", "./hub", "down"], cwd=stack.repo, env=stack.environ(), timeout=300)
+    stack.hub_up()
+    # `./hub down` stopped the servers cleanly: the hub knows they are stopped.
+    assert not world.server_running("ann") and not world.server_running("ben")
+    assert_nothing_lost(world)
+
+
 ENGINE_CONFIG = ".personal-hub/dockerd/daemon.json"  # where ./hub test starts its engine from
 
 
