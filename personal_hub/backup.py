@@ -192,17 +192,14 @@ def read_manifest(archive: tarfile.TarFile, member: tarfile.TarInfo) -> dict:
 
 
 def add_bytes(archive: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = mode
-    info.mtime = int(time.time())
-    archive.addfile(info, io.BytesIO(data))
+    add_stream(archive, name, io.BytesIO(data), len(data), mode)
 
 
-def add_stream(archive: tarfile.TarFile, name: str, stream, size: int) -> None:
+def add_stream(archive: tarfile.TarFile, name: str, stream, size: int,
+               mode: int = 0o600) -> None:
     info = tarfile.TarInfo(name)
     info.size = size
-    info.mode = 0o600
+    info.mode = mode
     info.mtime = int(time.time())
     archive.addfile(info, stream)
 
@@ -215,9 +212,7 @@ def copy_volume(source: tarfile.TarFile, archive: tarfile.TarFile, prefix: str,
         relative = PurePosixPath(member.name)
         if relative.is_absolute() or ".." in relative.parts:
             continue
-        member.name = str(PurePosixPath(prefix, relative)).rstrip("/")
-        if member.name.endswith("/."):
-            member.name = member.name[:-2]
+        member.name = str(PurePosixPath(prefix, relative))  # "./x" -> prefix/x, "." -> prefix
         archive.addfile(member, source.extractfile(member) if member.isfile() else None)
         contents.count(part)
 
@@ -225,13 +220,3 @@ def copy_volume(source: tarfile.TarFile, archive: tarfile.TarFile, prefix: str,
 def end_marker(contents: Contents) -> bytes:
     return json.dumps({"entries": contents.entries,
                        "database_sha256": contents.database_sha256}).encode()
-
-
-def volume_members(archive: tarfile.TarFile, part: str,
-                   home_volumes: set[str]) -> Iterator[tarfile.TarInfo]:
-    """The entries of one part, renamed to their path inside the volume."""
-    for member in archive:
-        found = part_of(member.name, home_volumes)
-        if found and found[0] == part:
-            member.name = found[1]
-            yield member

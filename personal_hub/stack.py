@@ -346,13 +346,7 @@ class StackCommands:
 
     def dump_database(self, dump, contents: backup.Contents) -> None:
         """pg_dump of the hub's database (one consistent snapshot) into `dump`."""
-        command = [*self.compose_command(), *self.stack.compose_args(), "exec", "-T", "db",
-                   "sh", "-c", 'pg_dump -U "$POSTGRES_USER" -d "$POSTGRES_DB" --format=custom']
-        result = subprocess.run(command, env=dict(self.stack.environ), stdout=dump,
-                                stderr=subprocess.PIPE, text=False, check=False)
-        if result.returncode != 0:
-            raise StackError("pg_dump failed: "
-                             f"{result.stderr.decode(errors='replace').strip()[-500:]}")
+        self.in_database("pg_dump --format=custom", stdout=dump)
         dump.seek(0)
         digest = hashlib.sha256()
         for chunk in backup.chunks(dump):
@@ -449,14 +443,21 @@ class StackCommands:
         say("loading the database")
         self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout(), "db")
         dump.seek(0)
-        clean = "--clean --if-exists " if replace else ""
+        clean = " --clean --if-exists" if replace else ""
+        self.in_database(f"pg_restore --no-owner{clean} --single-transaction --exit-on-error",
+                         stdin=dump, stdout=subprocess.DEVNULL)
+
+    def in_database(self, tool: str, **streams) -> None:
+        """Run a PostgreSQL client `tool` in the db container on the hub's database,
+        binary streams as given; its error output in the message if it fails."""
+        script = f'{tool} -U "$POSTGRES_USER" -d "$POSTGRES_DB"'
         command = [*self.compose_command(), *self.stack.compose_args(), "exec", "-T", "db",
-                   "sh", "-c", 'pg_restore -U "$POSTGRES_USER" -d "$POSTGRES_DB" --no-owner '
-                   f'{clean}--single-transaction --exit-on-error']
-        result = subprocess.run(command, env=dict(self.stack.environ), stdin=dump,
-                                capture_output=True, check=False)
+                   "sh", "-c", script]
+        result = subprocess.run(command, env=dict(self.stack.environ), stderr=subprocess.PIPE,
+                                check=False, **streams)
         if result.returncode != 0:
-            raise StackError("pg_restore failed: "
+            name = tool.split()[0]
+            raise StackError(f"{name} failed: "
                              f"{result.stderr.decode(errors='replace').strip()[-500:]}")
 
 

@@ -4,6 +4,7 @@ before touching anything (the Docker tier restores a real stack from a real back
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import tarfile
@@ -44,7 +45,7 @@ def make_archive(*, manifest: dict | None = None, extra: list[tuple[str, bytes |
             found = backup.part_of(name, set(VOLUMES.values()))
             if found:
                 contents.count(found[0])
-        contents.database_sha256 = __import__("hashlib").sha256(DUMP).hexdigest()
+        contents.database_sha256 = hashlib.sha256(DUMP).hexdigest()
         if not skip_end:
             marker = end if end is not None else json.loads(backup.end_marker(contents))
             entry(archive, backup.END, json.dumps(marker).encode())
