@@ -281,7 +281,8 @@ def engine_started_by_hub_test() -> tuple[int, list[str], str]:
     """(pid, command line, working directory) of the Docker engine, which must be one
     `./hub test` started (its config file under .personal-hub/dockerd): only that one
     may be restarted by a test."""
-    found = run(["pgrep", "-x", "dockerd"], check=False).stdout.split()
+    found = [pid for pid in run(["pgrep", "-x", "dockerd"], check=False).stdout.split()
+             if not process_gone(int(pid))]
     require(len(found) == 1, "exactly one dockerd process")
     pid = int(found[0])
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
@@ -296,17 +297,36 @@ def docker_answers() -> bool:
     return run(["docker", "info"], check=False).returncode == 0
 
 
-def test_engine_restart_as_a_host_reboot_brings_everything_back(stack, world):
-    pid, argv, cwd = engine_started_by_hub_test()
-    # Everything stops, as when the host shuts down; then the engine starts again.
-    os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=180,
-             what="the Docker engine to stop")
+def process_gone(pid: int) -> bool:
+    """True once `pid` has exited: a zombie counts, as its parent (the shell that
+    started the engine) may never reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def start_engine(argv: list[str], cwd: str) -> None:
     log = Path(cwd, Path(argv[argv.index("--config-file") + 1]).parent, "dockerd.log")
     with open(log, "a") as out:
         subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                          start_new_session=True)
     wait_for(docker_answers, timeout=120, what="the Docker engine to answer again")
+
+
+def test_engine_restart_as_a_host_reboot_brings_everything_back(stack, world):
+    pid, argv, cwd = engine_started_by_hub_test()
+    # Everything stops, as when the host shuts down; then the engine starts again.
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_for(lambda: process_gone(pid), timeout=180, what="the Docker engine to stop")
+    finally:
+        # Whatever happened, the later tiers get an engine.
+        if not process_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: process_gone(pid), timeout=30, what="the engine killed")
+        start_engine(argv, cwd)
     # The stack comes back by its restart policies; user servers do not (they are
     # removed when they stop), and the hub's view matches: both shown stopped.
     wait_for(lambda: hub_healthy(stack), timeout=RECOVERY_TIMEOUT, what="the hub back")
