@@ -139,6 +139,8 @@ def apply_spawner(settings: Settings, c) -> None:
     c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
     c.PersonalSpawner.timezone = settings.timezone
     c.PersonalSpawner.ai_api_keys = dict(settings.ai_api_keys)
+    c.PersonalSpawner.ai_model = settings.assistant_model
+    c.PersonalSpawner.ai_base_url = settings.ai_base_url
     if settings.mem_limit_bytes is not None:
         c.Spawner.mem_limit = settings.mem_limit_bytes
     if settings.cpu_limit is not None:

@@ -166,6 +166,21 @@ class OrWord:
         return None if text.lower() == self.word else self.inner(text)
 
 
+@dataclass(frozen=True)
+class OrWords:
+    """`inner`, or one of `words`, which stand for themselves (e.g. auto, none)."""
+
+    inner: object
+    words: tuple[str, ...]
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.inner.allowed}, {' or '.join(self.words)}"
+
+    def __call__(self, text: str):
+        return text.lower() if text.lower() in self.words else self.inner(text)
+
+
 # ---------------------------------------------------------------- words and names
 
 
@@ -220,6 +235,11 @@ class Pattern:
 
 
 HOSTNAME = Pattern(_HOSTNAME, "a host name")
+# A model as LiteLLM names it: provider/model, e.g. openai/gpt-5.4-mini.
+MODEL_ID = Pattern(
+    re.compile(r"[a-z0-9_]+/[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}"),
+    "a model as LiteLLM names it, provider/model (e.g. openai/gpt-5.4-mini)",
+)
 DOCKER_NAME = Pattern(
     re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"), "a Docker name (letters, digits, _ . -)"
 )
@@ -230,6 +250,9 @@ PATH = Pattern(re.compile(r"/[^\0]*"), "an absolute path")
 @dataclass(frozen=True)
 class HttpUrl:
     need_port: bool
+    # Whether user:password@ may be part of it; where not, the URL is never echoed back
+    # when it has them (a password in it would be).
+    credentials: bool = True
 
     @property
     def allowed(self) -> str:
@@ -239,6 +262,9 @@ class HttpUrl:
         from urllib.parse import urlsplit
 
         parts = urlsplit(text)
+        if not self.credentials and "@" in parts.netloc:
+            raise Invalid("has a user name or password in it.",
+                          "leave them out of the URL; keys have variables of their own.")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Invalid(f"{text!r} is not an http(s) URL.")
         try:

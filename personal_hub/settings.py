@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from .parsers import GENERATE_HINT, Invalid, format_bytes
-from .variables import BY_NAME, REQUIRED, VARIABLES, Variable
+from .variables import AI_DEFAULT_MODELS, BY_NAME, REQUIRED, VARIABLES, Variable
 
 EGRESS_SUMMARY = {
     "internet": "internet (not private or link-local addresses, not the Docker host)",
@@ -83,6 +83,8 @@ class Settings:
     sharing: bool
     egress: str
     timezone: str
+    ai_model: str
+    ai_base_url: str | None
     ai_api_keys: Mapping[str, str] = field(repr=False)
     data_dir: str
     config_d: str
@@ -96,6 +98,16 @@ class Settings:
     def public_url(self) -> str | None:
         """The hub's public https URL behind Traefik (TLS ends there), or None."""
         return f"https://{self.domain}/" if self.domain else None
+
+    @property
+    def assistant_model(self) -> str | None:
+        """The model every user's assistant answers with (HUB_AI_MODEL resolved), or None."""
+        if self.ai_model == "none":
+            return None
+        if self.ai_model != "auto":
+            return self.ai_model
+        return next((model for key, model in AI_DEFAULT_MODELS.items()
+                     if key in self.ai_api_keys), None)
 
     @property
     def uses_postgres(self) -> bool:
@@ -144,6 +156,9 @@ class Settings:
             else "not filtered (local processes)"
         )
         ai = ", ".join(sorted(self.ai_api_keys)) or "none"
+        assistant = self.assistant_model or "none (each user picks one)"
+        if self.ai_base_url:
+            assistant += f" at {self.ai_base_url}"
         idle = f"{self.idle_timeout_seconds}s" if self.idle_timeout_seconds else "off"
         return [
             f"admin user:     {self.admin_user or '(none)'}",
@@ -165,6 +180,7 @@ class Settings:
             f"server sharing: {'on' if self.sharing else 'off'}",
             f"time zone:      {self.timezone}",
             f"AI keys set:    {ai}",
+            f"AI model:       {assistant}",
             f"data directory: {self.data_dir}",
         ]
 
@@ -186,7 +202,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     return Settings(
         **{v.setting: values[v.name] for v in VARIABLES if v.setting},
         ai_api_keys={
-            v.name: values[v.name] for v in VARIABLES if v.group == "ai" and values[v.name]
+            v.name: values[v.name] for v in VARIABLES
+            if v.group == "ai" and v.secret and values[v.name]
         },
     )
 
@@ -220,6 +237,16 @@ def cross_variable_problems(values: Mapping[str, object]) -> list[Problem]:
                     f"set it; {GENERATE_HINT}.",
                 )
             )
+    model = values.get("HUB_AI_MODEL")
+    if values.get("HUB_AI_BASE_URL") and model and not model.startswith("openai/"):
+        problems.append(
+            Problem(
+                "HUB_AI_MODEL",
+                f"is {model}, but HUB_AI_BASE_URL needs a model of the OpenAI-compatible "
+                "server it names.",
+                "set it to openai/<a model that server serves>, e.g. openai/llama3.2.",
+            )
+        )
     user, admin = values.get("JUPYTER_PASSWORD"), values.get("JUPYTER_ADMIN_PASSWORD")
     if admin and admin == user:
         problems.append(

@@ -29,6 +29,10 @@ from .admission import StartCost, StartQueue, machine_cores, queue_message
 from .orphans import SERVER_LABEL
 from .variables import default_value
 
+# What the single-user image's jupyter_server_config.py reads (docker/singleuser).
+AI_MODEL_VARIABLE = "PERSONAL_HUB_AI_MODEL"
+AI_BASE_URL_VARIABLE = "PERSONAL_HUB_AI_BASE_URL"
+
 
 class PersonalSpawner(LoggingConfigurable):
     """Policy shared by the Docker and the local spawner (config section `PersonalSpawner`)."""
@@ -43,6 +47,20 @@ class PersonalSpawner(LoggingConfigurable):
         config=True,
         help="""AI provider keys passed into user servers, by environment variable name,
         e.g. {'OPENAI_API_KEY': '...'}. Only keys with a value are passed.""",
+    )
+    ai_model = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Model every user's AI assistant (Jupyternaut) answers with, as LiteLLM
+        names it (e.g. 'openai/gpt-5.4-mini'); None: each user picks one.""",
+    )
+    ai_base_url = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""OpenAI-compatible API that `ai_model` is served from (a model server of
+        your own, e.g. 'http://ollama:11434/v1'); None: the provider's own API.""",
     )
 
     start_concurrency = Integer(
@@ -107,9 +125,16 @@ class PersonalSpawner(LoggingConfigurable):
         yield {"progress": 40, "message": "Starting your server; JupyterLab is loading."}
 
     def user_environment(self) -> dict[str, str]:
-        """Extra environment of the user's server: TZ and the AI keys that are set."""
+        """Extra environment of the user's server: TZ, the AI keys that are set and the
+        assistant's model (read by the image's jupyter_server_config.py)."""
         env = {"TZ": self.timezone}
         env.update({name: key for name, key in self.ai_api_keys.items() if key})
+        if self.ai_model:
+            env[AI_MODEL_VARIABLE] = self.ai_model
+        if self.ai_base_url:
+            env[AI_BASE_URL_VARIABLE] = self.ai_base_url
+            # The OpenAI clients in users' own code (and LiteLLM) use the same server.
+            env["OPENAI_BASE_URL"] = self.ai_base_url
         return env
 
     def get_env(self):

@@ -25,6 +25,12 @@ from .parsers import PLACEHOLDER
 DEFAULT = "default"
 REQUIRED = "required"
 
+# The AI assistant's model when HUB_AI_MODEL is auto, by the key that is set (first wins).
+AI_DEFAULT_MODELS = {
+    "OPENAI_API_KEY": "openai/gpt-5.4-mini",
+    "ANTHROPIC_API_KEY": "anthropic/claude-sonnet-4-6",
+}
+
 # The longest a login lockout lasts (HUB_LOGIN_LOCKOUT's bound, and where doubling stops).
 MAX_LOCKOUT_SECONDS = 86400
 # Days an address that logged in stays exempt from the shared-password pause.
@@ -94,7 +100,7 @@ GROUPS = (
     ("proxy", "Proxy (configurable-http-proxy)"),
     ("database", "Database (PostgreSQL; leave POSTGRES_HOST empty for embedded SQLite)"),
     ("servers", "User servers"),
-    ("ai", "AI assistant keys (optional; passed into user servers only when set)"),
+    ("ai", "AI assistant (optional; keys are passed into user servers only when set)"),
     ("hub", "Hub process"),
     (
         "compose",
@@ -396,6 +402,30 @@ VARIABLES: tuple[Variable, ...] = (
         "Anthropic (Claude) API key for the AI assistant.",
         "ai",
         parsers.Secret(),
+    ),
+    Variable(
+        "HUB_AI_MODEL",
+        "auto",
+        "Model every user's AI assistant (Jupyternaut) answers with, as LiteLLM names it. "
+        f"auto: {AI_DEFAULT_MODELS['OPENAI_API_KEY']} when OPENAI_API_KEY is set, else "
+        f"{AI_DEFAULT_MODELS['ANTHROPIC_API_KEY']} when ANTHROPIC_API_KEY is set, else none. "
+        "none: no default; each user picks a model in the chat's settings. Applies to every "
+        "server at its next start.",
+        "ai",
+        parsers.OrWords(parsers.MODEL_ID, ("auto", "none")),
+        setting="ai_model",
+    ),
+    Variable(
+        "HUB_AI_BASE_URL",
+        "",
+        "OpenAI-compatible API of a model server of your own (Ollama, vLLM, a LiteLLM proxy), "
+        "e.g. http://192.168.1.20:11434/v1. HUB_AI_MODEL is then openai/<a model it serves>, "
+        "and OPENAI_API_KEY is only needed if the server asks for one. User servers must be "
+        "allowed to reach it (HUB_EGRESS=internet keeps them off the LAN). Empty: the "
+        "providers' own APIs.",
+        "ai",
+        parsers.HttpUrl(need_port=False, credentials=False),
+        setting="ai_base_url",
     ),
     Variable(
         "HUB_DATA_DIR",

@@ -139,6 +139,15 @@ def test_ai_keys_are_passed_to_the_spawner(full_environ):
         "OPENAI_API_KEY": full_environ["OPENAI_API_KEY"],
         "ANTHROPIC_API_KEY": full_environ["ANTHROPIC_API_KEY"],
     }
+    assert c.PersonalSpawner.ai_model == "openai/gpt-5.4-mini"  # auto: the OpenAI key's
+    assert c.PersonalSpawner.ai_base_url is None
+
+
+def test_the_assistants_own_model_server_is_passed_to_the_spawner(configure):
+    c = configure(HUB_AI_MODEL="openai/llama3.2", HUB_AI_BASE_URL="http://ollama:11434/v1")
+
+    assert c.PersonalSpawner.ai_model == "openai/llama3.2"
+    assert c.PersonalSpawner.ai_base_url == "http://ollama:11434/v1"
 
 
 @pytest.mark.parametrize(

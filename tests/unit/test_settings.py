@@ -172,6 +172,15 @@ INVALID = [
     # AI keys (optional, but never a placeholder or pasted with spaces)
     ("openai-key-placeholder", {"OPENAI_API_KEY": "change-me"}, "OPENAI_API_KEY"),
     ("anthropic-key-whitespace", {"ANTHROPIC_API_KEY": " " + ANTHROPIC_KEY}, "ANTHROPIC_API_KEY"),
+    ("ai-model-without-provider", {"HUB_AI_MODEL": "gpt-5.4-mini"}, "HUB_AI_MODEL"),
+    ("ai-model-with-space", {"HUB_AI_MODEL": "openai/gpt 5"}, "HUB_AI_MODEL"),
+    ("ai-base-url-not-http", {"HUB_AI_BASE_URL": "ftp://models.lan/v1"}, "HUB_AI_BASE_URL"),
+    ("ai-base-url-with-password",
+     {"HUB_AI_BASE_URL": "http://me:Sekr3t-Pass@models.lan/v1"}, "HUB_AI_BASE_URL"),
+    ("ai-base-url-without-model", {"HUB_AI_BASE_URL": "http://models.lan/v1"}, "HUB_AI_MODEL"),
+    ("ai-base-url-with-a-claude-model",
+     {"HUB_AI_BASE_URL": "http://models.lan/v1", "HUB_AI_MODEL": "anthropic/claude-sonnet-4-6"},
+     "HUB_AI_MODEL"),
     # hub process
     ("log-level-unknown", {"HUB_LOG_LEVEL": "verbose"}, "HUB_LOG_LEVEL"),
     ("log-level-trace", {"HUB_LOG_LEVEL": "TRACE"}, "HUB_LOG_LEVEL"),
@@ -392,6 +401,7 @@ NOT_DEFAULT = {
     "HUB_NAMED_SERVER_LIMIT": "3",
     "HUB_SHARING": "false",
     "HUB_EGRESS": "none",
+    "HUB_AI_MODEL": "none",
     "TZ": "Europe/Berlin",
     "HUB_DATA_DIR": "/var/lib/hub",
     "HUB_LOG_LEVEL": "DEBUG",
@@ -453,6 +463,33 @@ def test_admin_user_is_normalised(make_settings):
 )
 def test_ai_keys_only_when_set(make_settings, keys, expected):
     assert dict(make_settings(**keys).ai_api_keys) == expected
+
+
+@pytest.mark.parametrize(
+    ("variables", "model"),
+    [
+        ({}, None),
+        ({"OPENAI_API_KEY": OPENAI_KEY}, "openai/gpt-5.4-mini"),
+        ({"ANTHROPIC_API_KEY": ANTHROPIC_KEY}, "anthropic/claude-sonnet-4-6"),
+        ({"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+         "openai/gpt-5.4-mini"),
+        ({"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "HUB_AI_MODEL": "anthropic/claude-opus-4-7"},
+         "anthropic/claude-opus-4-7"),
+        ({"OPENAI_API_KEY": OPENAI_KEY, "HUB_AI_MODEL": "None"}, None),
+        ({"OPENAI_API_KEY": OPENAI_KEY, "HUB_AI_MODEL": ""}, "openai/gpt-5.4-mini"),
+        ({"HUB_AI_BASE_URL": "http://192.168.1.20:11434/v1", "HUB_AI_MODEL": "openai/llama3.2"},
+         "openai/llama3.2"),
+    ],
+)
+def test_the_assistants_model_follows_the_keys_unless_chosen(make_settings, variables, model):
+    assert make_settings(**variables).assistant_model == model
+
+
+def test_the_assistants_model_and_server_are_in_the_summary(make_settings):
+    settings = make_settings(HUB_AI_BASE_URL="http://ollama:11434/v1",
+                             HUB_AI_MODEL="openai/qwen3:8b")
+    assert "AI model:       openai/qwen3:8b at http://ollama:11434/v1" in settings.summary()
+    assert "AI model:       none (each user picks one)" in make_settings().summary()
 
 
 def test_log_level_and_spawner_are_case_insensitive(make_settings):

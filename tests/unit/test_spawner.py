@@ -22,7 +22,12 @@ import docker
 import personal_hub.spawner
 from personal_hub.config import apply
 from personal_hub.settings import load_settings
-from personal_hub.spawner import PersonalDockerSpawner, PersonalLocalSpawner
+from personal_hub.spawner import (
+    AI_BASE_URL_VARIABLE,
+    AI_MODEL_VARIABLE,
+    PersonalDockerSpawner,
+    PersonalLocalSpawner,
+)
 
 GIB = 1024**3
 CONTAINER_ID = "0123456789abcdef"
@@ -199,6 +204,29 @@ async def test_ai_keys_only_when_set(spawn, keys, expected):
     ai_names = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
     present = {name: environment[name] for name in ai_names if name in environment}
     assert present == expected
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, {}),
+        ({"OPENAI_API_KEY": OPENAI_KEY}, {AI_MODEL_VARIABLE: "openai/gpt-5.4-mini"}),
+        ({"OPENAI_API_KEY": OPENAI_KEY, "HUB_AI_MODEL": "none"}, {}),
+        (
+            {"HUB_AI_MODEL": "openai/llama3.2", "HUB_AI_BASE_URL": "http://ollama:11434/v1"},
+            {
+                AI_MODEL_VARIABLE: "openai/llama3.2",
+                AI_BASE_URL_VARIABLE: "http://ollama:11434/v1",
+                "OPENAI_BASE_URL": "http://ollama:11434/v1",
+            },
+        ),
+    ],
+)
+async def test_the_assistants_model_reaches_the_server(spawn, variables, expected):
+    environment = (await spawn("alice", **variables))["environment"]
+
+    names = (AI_MODEL_VARIABLE, AI_BASE_URL_VARIABLE, "OPENAI_BASE_URL")
+    assert {name: environment[name] for name in names if name in environment} == expected
 
 
 async def test_empty_ai_key_from_an_override_is_not_passed(spawn):
