@@ -79,17 +79,22 @@ ENV LITELLM_LOCAL_MODEL_COST_MAP=True \
 #     lab plugin makes at every page load is answered without loading
 #     (answer_while_pending). The build step turns them off in /opt/conda's config (the
 #     directory that has the final say) and fails if the server would still load them;
+#   * jupyter-resource-usage: CPU tracked too, the host's own figures not shown (a person
+#     sees their container against its limits), no Prometheus metrics (nothing scrapes
+#     a user server; one timer less);
 #   * ContentsManager: hidden files reachable, and the hide_globs list, exactly as
 #     Jupyternaut's link step sets them at start; it now links on first use, so they are
 #     set here for the file API to be the same before and after the assistant loads.
+# - /usr/local/etc/jupyter/jupyter_server_config.py: the AI assistant's model as the hub
+#   sets it (HUB_AI_MODEL, HUB_AI_BASE_URL: personal_hub_assistant), at every start.
 # - /etc/ipython: every kernel turns on interactive DataFrame previews (lazily).
 # - lab settings overrides: no news feed and no update checks (requests to the internet).
-COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py docker/singleuser/personal_hub_deferred.py /tmp/personal-hub/
-COPY docker/singleuser/jupyter_server_config.json /usr/local/etc/jupyter/
+COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py docker/singleuser/personal_hub_deferred.py docker/singleuser/personal_hub_assistant.py /tmp/personal-hub/
+COPY docker/singleuser/jupyter_server_config.json docker/singleuser/jupyter_server_config.py /usr/local/etc/jupyter/
 COPY docker/singleuser/personal_hub_guard.json docker/singleuser/personal_hub_deferred.json /usr/local/etc/jupyter/jupyter_server_config.d/
 RUN purelib="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
- && cp /tmp/personal-hub/personal_hub_guard.py /tmp/personal-hub/personal_hub_deferred.py "${purelib}/" \
- && python -m compileall -q "${purelib}/personal_hub_guard.py" "${purelib}/personal_hub_deferred.py" \
+ && cp /tmp/personal-hub/personal_hub_*.py "${purelib}/" \
+ && python -m compileall -q "${purelib}"/personal_hub_*.py \
  && rm -r /tmp/personal-hub \
  && python -m personal_hub_deferred --disable-at-start /usr/local/etc/jupyter/jupyter_server_config.json
 COPY docker/singleuser/ipython/ /etc/ipython/

@@ -222,6 +222,8 @@ def test_server_starts_offline_with_the_batteries_loaded(server, offline_network
         "jupyterlab_chat",
         "jupyter_server_mcp",
         "jupyterlab",
+        "jupyterlab_git",               # git in JupyterLab
+        "jupyter_resource_usage",       # memory and CPU against the container's limits
     ):
         assert f"{extension} | extension was successfully loaded" in logs, extension
     assert "Traceback" not in logs
@@ -247,7 +249,8 @@ def test_lab_offers_the_collaboration_sql_and_ai_frontends(server):
     found = {item["name"]: item for item in extensions}
     for name in ("@jupyter/collaboration-extension", "@jupyter/docprovider-extension",
                  "jupysql-plugin", "@jupyter-ai/jupyternaut", "jupyterlab-chat-extension",
-                 "jupyterlab-plotly", "anywidget"):
+                 "jupyterlab-plotly", "anywidget", "@jupyterlab/git",
+                 "@jupyter-server/resource-usage"):
         assert name in found and found[name]["enabled"] and found[name]["installed"], name
     # (Its status is not checked: jupysql-plugin 0.4.5, the newest, declares react ^17 where
     # Lab 4.6 shares react 18, so Lab's list flags it; Lab still serves it, see below.)
@@ -264,6 +267,56 @@ def test_lab_offers_the_collaboration_sql_and_ai_frontends(server):
     defaults = {key: value.get("default") for key, value in
                 settings["schema"]["properties"].items()}
     assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False
+
+
+# Inside a container: git through jupyterlab-git's API (as its JupyterLab panel calls it),
+# and the resource-usage metrics, both with the server's token.
+GIT_AND_USAGE = r"""
+import json, os, sys, urllib.request
+token = sys.argv[1]
+
+def call(method, path, body=None):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:8888{path}?token={token}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read() or b"{}")
+
+os.makedirs("/home/jovyan/project", exist_ok=True)
+with open("/home/jovyan/project/analysis.py", "w") as file:
+    file.write("print(42)\n")
+call("POST", "/git/project/init", {})
+status = call("POST", "/git/project/status", {})
+print(json.dumps({"status": status, "metrics": call("GET", "/api/metrics/v1")}))
+"""
+
+
+def test_git_and_the_containers_limits_in_the_lab(built, offline_network):
+    """The git panel's server side works on a folder of the home, and the status bar's
+    memory figure is measured against the container's limit as the hub sets it (MEM_LIMIT
+    and CPU_LIMIT, from HUB_MEM_LIMIT / HUB_CPU_LIMIT or the profile), not the host's."""
+    name = f"{PREFIX}-tools"
+    limit = 1536 * 1024**2
+    run(["docker", "run", "-d", "--name", name, "--network", offline_network,
+         "--memory", str(limit), "--cpus", "1.5", "-e", f"MEM_LIMIT={limit}",
+         "-e", "CPU_LIMIT=1.5", built["tag"], "start-notebook.py",
+         f"--IdentityProvider.token={TOKEN}"])
+    try:
+        wait_for(lambda: "Jupyter Server" in container_logs(name, tail="all")
+                 and "is running at" in container_logs(name, tail="all"),
+                 timeout=SERVER_TIMEOUT, interval=0.5, what="the server to start")
+        result = json.loads(run(["docker", "exec", name, "python", "-c", GIT_AND_USAGE,
+                                 TOKEN]).stdout.strip().splitlines()[-1])
+        status = result["status"]
+        assert status["code"] == 0, status
+        assert [(f["to"], f["status"]) for f in status["files"]] == [("analysis.py", "untracked")]
+        metrics = result["metrics"]
+        assert metrics["limits"]["memory"]["rss"] == limit
+        assert 0 < metrics["rss"] < limit
+        assert metrics["limits"]["cpu"]["cpu"] == 1.5 and "cpu_percent" in metrics
+    finally:
+        run(["docker", "rm", "-f", name], check=False)
 
 
 def test_itables_bundle_is_served_by_the_server_itself(server):

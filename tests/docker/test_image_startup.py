@@ -12,8 +12,9 @@ not by timing:
   and afterwards every one of them is loaded and answers (chat models, Jupyternaut's
   configuration, the ACP permissions route, the MCP server), collaboration too;
 - opening a chat document loads them first (the personas need Jupyternaut's
-  configuration), and with a key and a model set Jupyternaut answers in it (a stub
-  OpenAI-compatible model server on the offline network);
+  configuration), and with the model the hub passes Jupyternaut answers in it (a stub
+  OpenAI-compatible model server on the offline network; with a provider's key or a
+  model server of one's own), and a wrong key is a clear error message in the chat;
 - opening JupyterLab does not load them (its page-load health check is answered);
 - Jupyternaut's contents settings (hidden files) hold from the start, not only after.
 
@@ -29,6 +30,7 @@ import secrets
 
 import pytest
 
+from personal_hub.spawner import AI_BASE_URL_VARIABLE, AI_MODEL_VARIABLE
 from tests.docker.conftest import (
     REPO,
     build_singleuser,
@@ -313,11 +315,21 @@ import json, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPLY = "pong from the stub model"
+KEYS = ("Bearer sk-test-only", "Bearer unused")  # a real key, or none (own server)
 
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         print("POST", self.path, request.get("model"), flush=True)
+        if self.headers.get("Authorization") not in KEYS:
+            body = json.dumps({"error": {"message": "Incorrect API key provided.",
+                                         "type": "invalid_request_error"}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         base = {"id": "chatcmpl-stub", "created": int(time.time()), "model": request["model"]}
         if request.get("stream"):
             self.send_response(200)
@@ -405,7 +417,7 @@ async def ask():
                                           binary=True)
             sent = True
         replies = [m for m in messages.to_py() if m.get("sender") != "tester"]
-        if any("pong" in (m.get("body") or "") for m in replies):
+        if any(word in (m.get("body") or "") for m in replies for word in ("pong", "Error")):
             break
     print(json.dumps(messages.to_py()))
     websocket.close()
@@ -415,28 +427,65 @@ asyncio.run(ask())
 """
 
 
-def test_jupyternaut_answers_in_a_chat_with_a_key_set(image):
-    """With a key and a model set, the first chat (which loads the assistant) gets an
-    answer from Jupyternaut, through LiteLLM, from an OpenAI-compatible model server."""
-    stub = f"{PREFIX}-model"
-    run(["docker", "run", "-d", "--name", stub, "--network", f"{PREFIX}-offline", image,
+@pytest.fixture(scope="module")
+def model_server(image):
+    """The stub model server, on the offline network."""
+    name = f"{PREFIX}-model"
+    run(["docker", "run", "-d", "--name", name, "--network", f"{PREFIX}-offline", image,
          "python", "-c", STUB_MODEL])
-    server = Server(image, "jupyternaut-answers",
-                    env={"OPENAI_API_KEY": "sk-test-only",
-                         "OPENAI_BASE_URL": f"http://{stub}:8000/v1"},
-                    args=("--JupyternautExtension.initial_language_model=openai/gpt-4o-mini",))
+    yield f"http://{name}:8000/v1"
+    run(["docker", "rm", "-f", name], check=False)
+
+
+def ask_jupyternaut(server: Server) -> list[str]:
+    """Jupyternaut's messages in a new chat after one question."""
+    result = run(["docker", "exec", server.name, "python", "-c", ASK_JUPYTERNAUT, TOKEN],
+                 timeout=300)
+    messages = json.loads(result.stdout.strip().splitlines()[-1])
+    return [m["body"] for m in messages if m.get("sender") != "tester"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        # A provider's API with its key (the stub stands in for it through OPENAI_BASE_URL).
+        {AI_MODEL_VARIABLE: "openai/gpt-5.4-mini", "OPENAI_API_KEY": "sk-test-only",
+         "OPENAI_BASE_URL": "{model_server}"},
+        # A model server of one's own (HUB_AI_BASE_URL), no key at all.
+        {AI_MODEL_VARIABLE: "openai/llama3.2", AI_BASE_URL_VARIABLE: "{model_server}",
+         "OPENAI_BASE_URL": "{model_server}"},
+    ],
+    ids=["provider-key", "own-model-server"],
+)
+def test_jupyternaut_answers_with_the_hubs_model(image, model_server, env):
+    """With the model the hub passes (as PersonalSpawner does), the first chat (which loads
+    the assistant) gets an answer from Jupyternaut, through LiteLLM, from an
+    OpenAI-compatible model server; nobody picked a model."""
+    server = Server(image, "jupyternaut-" + env[AI_MODEL_VARIABLE].split("/")[1][:6],
+                    env={k: v.format(model_server=model_server) for k, v in env.items()})
     try:
-        result = run(["docker", "exec", server.name, "python", "-c", ASK_JUPYTERNAUT, TOKEN],
-                     timeout=300)
-        messages = json.loads(result.stdout.strip().splitlines()[-1])
-        answers = [m["body"] for m in messages if m.get("sender") != "tester"]
+        answers = ask_jupyternaut(server)
         assert any("pong from the stub model" in body for body in answers), (
-            f"{messages}\n{server.logs()[-8000:]}")
-        assert "POST /v1/chat/completions" in container_logs(stub)  # from the model server
+            f"{answers}\n{server.logs()[-8000:]}")
+        assert f"POST /v1/chat/completions {env[AI_MODEL_VARIABLE].split('/')[1]}" in (
+            container_logs(f"{PREFIX}-model"))
         assert all(server.loaded(extension) for extension in DEFERRED)
         # (No check for tracebacks here: the MCP library logs one when Jupyternaut's MCP
         # client closes its session, with or without deferred loading.)
         assert "extension failed" not in server.logs()
     finally:
         server.stop()
-        run(["docker", "rm", "-f", stub], check=False)
+
+
+def test_a_wrong_key_is_a_clear_message_in_the_chat(image, model_server):
+    server = Server(image, "jupyternaut-wrong-key",
+                    env={AI_MODEL_VARIABLE: "openai/gpt-5.4-mini", "OPENAI_API_KEY": "sk-wrong",
+                         "OPENAI_BASE_URL": model_server})
+    try:
+        answers = ask_jupyternaut(server)
+        errors = [body for body in answers if body.startswith("Error:")]
+        assert errors, f"{answers}\n{server.logs()[-8000:]}"
+        assert "AuthenticationError" in errors[0] and "Incorrect API key" in errors[0]
+        assert "Traceback" not in errors[0] and "sk-wrong" not in errors[0]
+    finally:
+        server.stop()
