@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from .parsers import GENERATE_HINT, Invalid, format_bytes
+from .profiles import Profile
 from .variables import AI_DEFAULT_MODELS, BY_NAME, REQUIRED, VARIABLES, Variable
 
 EGRESS_SUMMARY = {
@@ -80,6 +81,7 @@ class Settings:
     idle_timeout_seconds: int
     start_concurrency: int | None
     named_server_limit: int
+    profiles: tuple[Profile, ...]
     sharing: bool
     egress: str
     timezone: str
@@ -155,6 +157,8 @@ class Settings:
             if self.spawner == "docker"
             else "not filtered (local processes)"
         )
+        profiles = "; ".join(f"{p.name} ({p.description()})" for p in self.profiles) or (
+            "none (every server is the same)")
         ai = ", ".join(sorted(self.ai_api_keys)) or "none"
         assistant = self.assistant_model or "none (each user picks one)"
         if self.ai_base_url:
@@ -173,6 +177,7 @@ class Settings:
             f"proxy:          {proxy}",
             f"user servers:   {servers}",
             f"limits:         {limits}",
+            f"profiles:       {profiles}",
             f"user egress:    {egress}",
             f"idle culling:   {idle}",
             f"server starts:  {self.start_concurrency or 'one per CPU core'} at a time, "

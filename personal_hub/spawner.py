@@ -22,11 +22,13 @@ import aiohttp
 from dockerspawner import DockerSpawner
 from jupyterhub.httpclient import fetch
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from tornado import web
 from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .admission import StartCost, StartQueue, machine_cores, queue_message
 from .orphans import SERVER_LABEL
+from .profiles import Profile, chosen_profile, options_form
 from .variables import default_value
 
 # What the single-user image's jupyter_server_config.py reads (docker/singleuser).
@@ -63,6 +65,17 @@ class PersonalSpawner(LoggingConfigurable):
         your own, e.g. 'http://ollama:11434/v1'); None: the provider's own API.""",
     )
 
+    profiles = List(
+        Dict(),
+        config=True,
+        help="""Kinds of server a person picks from on the start page (HUB_PROFILES), e.g.
+        [{'name': 'small', 'cpu': 1, 'memory': 2 * 1024**3},
+         {'name': 'gpu', 'memory': 16 * 1024**3, 'gpus': -1, 'image': 'my/cuda-notebook'}].
+        Keys: name, cpu (cores), memory (bytes), gpus (a number; -1: all), image. The first
+        is pre-selected; [] (the default): no choice. Only a listed profile can be started,
+        whether chosen in the form or named through the REST API.""",
+    )
+
     start_concurrency = Integer(
         0,
         config=True,
@@ -77,6 +90,41 @@ class PersonalSpawner(LoggingConfigurable):
     # Until a start has been measured: 120 s (the batteries image answers in 6-9 s on two
     # cores, several times that under load); then 4x the median start, 60 s to 10 min.
     _start_cost = StartCost(initial=120, floor=60, ceiling=600)
+
+    # The profile of this start (set from the user's choice before `start`); None
+    # without profiles.
+    profile: Profile | None = None
+
+    def user_profiles(self) -> list[Profile]:
+        """The profiles this user may pick. Default: all of `profiles`; override to
+        narrow it, e.g. the GPU profile for admins only."""
+        return [Profile.from_config(values) for values in self.profiles]
+
+    @default("options_form")
+    def _profile_form(self):
+        profiles = self.user_profiles()
+        return options_form(profiles, self.user_options.get("profile")) if profiles else ""
+
+    @default("options_from_form")
+    def _profile_from_form(self):
+        def profile_from_form(formdata):
+            return {"profile": formdata["profile"][0]} if formdata.get("profile") else {}
+
+        return profile_from_form
+
+    @default("apply_user_options")
+    def _apply_profile(self):
+        # JupyterHub runs this before every start, whatever asked for it (the form, the
+        # REST API, saved options): the one place that decides what user options may do.
+        def apply_profile(spawner, user_options):
+            try:
+                spawner.profile = chosen_profile(spawner.user_profiles(), user_options)
+            except ValueError as error:
+                refused = web.HTTPError(400, str(error))
+                refused.jupyterhub_message = str(error)  # shown as is on the spawn page
+                raise refused from None
+
+        return apply_profile
 
     def start_queue(self) -> StartQueue:
         if PersonalSpawner._start_queue is None:
@@ -199,7 +247,10 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         return self.user_volumes()
 
     def user_image(self) -> str:
-        """Image of this start. Default: `DockerSpawner.image` (HUB_SINGLEUSER_IMAGE)."""
+        """Image of this start: the profile's, else `DockerSpawner.image`
+        (HUB_SINGLEUSER_IMAGE)."""
+        if self.profile and self.profile.image:
+            return self.profile.image
         return self.image
 
     def user_mem_limit(self):
@@ -210,15 +261,26 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         jupyterhub_config.d arrives here already evaluated; an override of this method
         decides last, at every start, and also sets the swap limit to the same value.
         """
+        if self.profile and self.profile.memory is not None:
+            return self.profile.memory
         return self.mem_limit
 
     def user_cpu_limit(self):
         """CPU cores of this start (float); None: no limit.
 
         Default: `cpu_limit` (HUB_CPU_LIMIT), a callable `c.DockerSpawner.cpu_limit`
-        already evaluated; an override of this method decides last.
+        already evaluated, or the profile's; an override of this method decides last.
         """
+        if self.profile and self.profile.cpu is not None:
+            return self.profile.cpu
         return self.cpu_limit
+
+    def user_device_requests(self) -> list[dict]:
+        """Devices of this start: the profile's NVIDIA GPUs (as `docker run --gpus`), else
+        none. Needs the NVIDIA Container Toolkit on the host."""
+        if not (self.profile and self.profile.gpus):
+            return []
+        return [{"Driver": "", "Count": self.profile.gpus, "Capabilities": [["gpu"]]}]
 
     def user_pids_limit(self) -> int:
         """Most processes and threads in this container; 0: no limit.
@@ -250,6 +312,9 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         if self.mem_limit:
             # No swap beyond the memory limit: a runaway process is stopped, not swapped.
             config["memswap_limit"] = self.mem_limit
+        devices = self.user_device_requests()
+        if devices:
+            config["device_requests"] = devices
         return config
 
     def apply_user_policy(self) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from . import parsers
 from .egress import POLICIES as EGRESS_POLICIES
 from .parsers import PLACEHOLDER
+from .profiles import Profiles
 
 # What an empty value means. An empty value is the same as leaving the variable out,
 # as in docker compose's ${X:-default}: the default applies, or "not set" when the
@@ -360,6 +361,20 @@ VARIABLES: tuple[Variable, ...] = (
         "servers",
         parsers.Integer(0, 100),
         setting="named_server_limit",
+    ),
+    Variable(
+        "HUB_PROFILES",
+        "",
+        "Kinds of server a person picks from on the start page, separated by ; each a name "
+        "and what it sets: cpu (cores), memory, gpus (all or a number of NVIDIA GPUs; see "
+        "the docs for the host's setup) and image. What a profile leaves out is "
+        "HUB_CPU_LIMIT, HUB_MEM_LIMIT or HUB_SINGLEUSER_IMAGE; the first is pre-selected. "
+        "e.g. small: cpu=1 memory=2G; large: cpu=4 memory=8G; gpu: memory=16G gpus=all. "
+        "Empty: no choice, every server is the same.",
+        "servers",
+        Profiles(),
+        setting="profiles",
+        empty=(),
     ),
     Variable(
         "HUB_SHARING",

@@ -462,3 +462,12 @@ def test_sharing_off_grants_nothing_extra(configure):
     assert c.Spawner.oauth_client_allowed_scopes == []
 
 
+def test_profiles_reach_the_spawner(configure):
+    c = configure(HUB_PROFILES="small: cpu=1 memory=2G; gpu: gpus=all image=my/cuda:1")
+
+    assert c.PersonalSpawner.profiles == [
+        {"name": "small", "cpu": 1.0, "memory": 2 * 1024**3},
+        {"name": "gpu", "gpus": -1, "image": "my/cuda:1"},
+    ]
+    assert configure().PersonalSpawner.profiles == []
+

@@ -16,6 +16,7 @@ from sample_secrets import (
     PROXY_TOKEN,
     USER_PASSWORD,
 )
+from tornado.web import HTTPError
 from traitlets.config import Config
 
 import docker
@@ -89,6 +90,7 @@ def spawn(environ, monkeypatch):
         admin: bool = False,
         spawner_class=PersonalDockerSpawner,
         config: Config | None = None,
+        user_options: dict | None = None,
         **changes: str,
     ) -> dict:
         settings = load_settings({**environ, **changes})
@@ -114,6 +116,8 @@ def spawn(environ, monkeypatch):
 
         monkeypatch.setattr(personal_hub.spawner, "answering", answers)
 
+        # As JupyterHub does before every start (user_options from the form or the API).
+        await spawner._run_apply_user_options(user_options or {})
         ip, port = await spawner.start()
 
         assert (ip, port) == (CONTAINER_IP, 8888)
@@ -402,3 +406,78 @@ def test_a_slow_docker_call_does_not_hold_up_the_others():
 
     assert sorted(call.result(timeout=10) for call in calls) == [0, 1]
     assert spawner.executor._max_workers == spawner.docker_threads == 4
+
+
+PROFILES = ("small: cpu=1 memory=1G; large: cpu=4 memory=8G; "
+            "gpu: memory=16G gpus=all image=my/cuda-notebook:1; two-gpus: gpus=2")
+
+
+@pytest.mark.parametrize(
+    ("profile", "image", "memory", "quota", "devices"),
+    [
+        (None, "personal-jupyter-singleuser:latest", 1 * GIB, 100_000, None),  # the first
+        ("small", "personal-jupyter-singleuser:latest", 1 * GIB, 100_000, None),
+        ("large", "personal-jupyter-singleuser:latest", 8 * GIB, 400_000, None),
+        ("gpu", "my/cuda-notebook:1", 16 * GIB, 50_000, [-1]),
+        # What a profile leaves out is the hub's setting (HUB_MEM_LIMIT, HUB_CPU_LIMIT).
+        ("two-gpus", "personal-jupyter-singleuser:latest", 2 * GIB, 50_000, [2]),
+    ],
+)
+async def test_each_profile_decides_image_limits_and_gpus(spawn, profile, image, memory,
+                                                          quota, devices):
+    options = {"profile": profile} if profile else {}
+    created = await spawn("alice", user_options=options, HUB_PROFILES=PROFILES,
+                          HUB_CPU_LIMIT="0.5")
+
+    host = created["host_config"]
+    assert created["image"] == image
+    assert host["Memory"] == host["MemorySwap"] == memory
+    assert host["CpuQuota"] == quota
+    assert created["environment"]["MEM_LIMIT"] == str(memory)  # the usage display's limit
+    requests = host.get("DeviceRequests")
+    if devices is None:
+        assert requests is None
+    else:
+        assert [(r["Driver"], r["Count"], r["Capabilities"]) for r in requests] == [
+            ("", count, [["gpu"]]) for count in devices]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"profile": "huge"},  # not declared
+        {"profile": "small", "image": "attacker/miner"},  # DockerSpawner would read image
+        {"image": "attacker/miner"},
+        {"profile": ["small"]},
+        {"profile": "small", "cpu": 64},
+    ],
+)
+async def test_only_a_declared_profile_can_be_started(spawn, options):
+    """user_options come from the form or straight from the REST API: nothing but the
+    name of a declared profile is taken from them."""
+    with pytest.raises(HTTPError) as refused:
+        await spawn("alice", user_options=options, HUB_PROFILES=PROFILES)
+    assert refused.value.status_code == 400
+    assert "profile" in refused.value.jupyterhub_message
+
+
+async def test_without_profiles_user_options_are_refused(spawn):
+    with pytest.raises(HTTPError) as refused:
+        await spawn("alice", user_options={"image": "attacker/miner"})
+    assert refused.value.status_code == 400
+
+
+class GpuForAdmins(PersonalDockerSpawner):
+    def user_profiles(self):
+        profiles = super().user_profiles()
+        return profiles if self.user.admin else [p for p in profiles if not p.gpus]
+
+
+async def test_a_policy_narrows_the_profiles_per_user(spawn):
+    admin = await spawn("boss", admin=True, spawner_class=GpuForAdmins,
+                        user_options={"profile": "gpu"}, HUB_PROFILES=PROFILES)
+    assert admin["host_config"]["DeviceRequests"]
+    with pytest.raises(HTTPError):
+        await spawn("carol", spawner_class=GpuForAdmins, user_options={"profile": "gpu"},
+                    HUB_PROFILES=PROFILES)
+
