@@ -87,14 +87,15 @@ ENV LITELLM_LOCAL_MODEL_COST_MAP=True \
 #     set here for the file API to be the same before and after the assistant loads.
 # - /usr/local/etc/jupyter/jupyter_server_config.py: the AI assistant's model as the hub
 #   sets it (HUB_AI_MODEL, HUB_AI_BASE_URL: personal_hub_assistant), at every start.
-# - /etc/ipython: every kernel turns on interactive DataFrame previews (lazily).
+# - /etc/ipython: every kernel turns on interactive DataFrame previews (lazily), and
+#   finds the team's database connections by name (team_data, HUB_DATA_CONNECTIONS).
 # - lab settings overrides: no news feed and no update checks (requests to the internet).
-COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py docker/singleuser/personal_hub_deferred.py docker/singleuser/personal_hub_assistant.py /tmp/personal-hub/
+COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py docker/singleuser/personal_hub_deferred.py docker/singleuser/personal_hub_assistant.py docker/singleuser/team_data.py /tmp/personal-hub/
 COPY docker/singleuser/jupyter_server_config.json docker/singleuser/jupyter_server_config.py /usr/local/etc/jupyter/
 COPY docker/singleuser/personal_hub_guard.json docker/singleuser/personal_hub_deferred.json /usr/local/etc/jupyter/jupyter_server_config.d/
 RUN purelib="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
- && cp /tmp/personal-hub/personal_hub_*.py "${purelib}/" \
- && python -m compileall -q "${purelib}"/personal_hub_*.py \
+ && cp /tmp/personal-hub/*.py "${purelib}/" \
+ && python -m compileall -q "${purelib}"/personal_hub_*.py "${purelib}/team_data.py" \
  && rm -r /tmp/personal-hub \
  && python -m personal_hub_deferred --disable-at-start /usr/local/etc/jupyter/jupyter_server_config.json
 COPY docker/singleuser/ipython/ /etc/ipython/

@@ -141,6 +141,7 @@ def apply_spawner(settings: Settings, c) -> None:
     c.PersonalSpawner.ai_api_keys = dict(settings.ai_api_keys)
     c.PersonalSpawner.ai_model = settings.assistant_model
     c.PersonalSpawner.profiles = [profile.as_config() for profile in settings.profiles]
+    c.PersonalSpawner.data_connections = dict(settings.data_connections)
     c.PersonalSpawner.ai_base_url = settings.ai_base_url
     if settings.mem_limit_bytes is not None:
         c.Spawner.mem_limit = settings.mem_limit_bytes

@@ -423,3 +423,38 @@ class Secret:
                 f"use a longer value; {GENERATE_HINT}.",
             )
         return text
+
+
+_CONNECTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
+_URL_SCHEME = re.compile(r"[a-z][a-z0-9+._-]*")
+
+
+@dataclass(frozen=True)
+class Connections(Secret):
+    """Database connections, `name=URL` separated by spaces; the URLs hold passwords, so
+    no message shows one (only names and positions)."""
+
+    @property
+    def allowed(self) -> str:
+        return ("name=URL pairs separated by spaces, e.g. sales=postgresql://reader:PASSWORD@"
+                "db.lan:5432/sales (a name: a lower-case letter, then lower-case letters, "
+                "digits or _)")
+
+    def __call__(self, text: str) -> dict[str, str]:
+        super().__call__(text)
+        connections: dict[str, str] = {}
+        for position, entry in enumerate(text.split(), start=1):
+            name, equals, url = entry.partition("=")
+            if not equals or not _CONNECTION_NAME.fullmatch(name):
+                raise Invalid(f"entry {position} does not start with a name and =.",
+                              f"write name=URL, e.g. sales=postgresql://..., {self.allowed}.")
+            scheme, colon, rest = url.partition("://")
+            if not colon or not _URL_SCHEME.fullmatch(scheme) or not rest:
+                raise Invalid(f"the URL of {name} is not a database URL (driver://...).",
+                              "use a SQLAlchemy URL such as postgresql://user:PASSWORD@host/db "
+                              "(a password with @ : / % in it is written %40 %3A %2F %25).")
+            if name in connections:
+                raise Invalid(f"{name} is declared more than once.")
+            connections[name] = url
+        return connections
+

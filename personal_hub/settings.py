@@ -82,6 +82,7 @@ class Settings:
     start_concurrency: int | None
     named_server_limit: int
     profiles: tuple[Profile, ...]
+    data_connections: Mapping[str, str] = field(repr=False)
     sharing: bool
     egress: str
     timezone: str
@@ -178,6 +179,7 @@ class Settings:
             f"user servers:   {servers}",
             f"limits:         {limits}",
             f"profiles:       {profiles}",
+            f"data connections: {', '.join(sorted(self.data_connections)) or 'none'}",
             f"user egress:    {egress}",
             f"idle culling:   {idle}",
             f"server starts:  {self.start_concurrency or 'one per CPU core'} at a time, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from .variables import default_value
 # What the single-user image's jupyter_server_config.py reads (docker/singleuser).
 AI_MODEL_VARIABLE = "PERSONAL_HUB_AI_MODEL"
 AI_BASE_URL_VARIABLE = "PERSONAL_HUB_AI_BASE_URL"
+DATA_CONNECTIONS_VARIABLE = "PERSONAL_HUB_DATA_CONNECTIONS"
 
 
 class PersonalSpawner(LoggingConfigurable):
@@ -65,6 +67,13 @@ class PersonalSpawner(LoggingConfigurable):
         your own, e.g. 'http://ollama:11434/v1'); None: the provider's own API.""",
     )
 
+    data_connections = Dict(
+        value_trait=Unicode(),
+        config=True,
+        help="""Databases every user's notebooks reach by name (HUB_DATA_CONNECTIONS):
+        {name: SQLAlchemy URL}. They are in every user container (its environment), so
+        anyone with a server can read them.""",
+    )
     profiles = List(
         Dict(),
         config=True,
@@ -177,6 +186,8 @@ class PersonalSpawner(LoggingConfigurable):
         assistant's model (read by the image's jupyter_server_config.py)."""
         env = {"TZ": self.timezone}
         env.update({name: key for name, key in self.ai_api_keys.items() if key})
+        if self.data_connections:
+            env[DATA_CONNECTIONS_VARIABLE] = json.dumps(self.data_connections)
         if self.ai_model:
             env[AI_MODEL_VARIABLE] = self.ai_model
         if self.ai_base_url:

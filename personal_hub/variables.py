@@ -377,6 +377,18 @@ VARIABLES: tuple[Variable, ...] = (
         empty=(),
     ),
     Variable(
+        "HUB_DATA_CONNECTIONS",
+        "",
+        "Databases every user's notebooks reach by name, name=URL separated by spaces (SQLAlchemy "
+        "URLs, passwords in them percent-encoded), e.g. sales=postgresql://reader:PASSWORD@"
+        "db.lan:5432/sales. In a notebook: %sql --section sales, or team_data.engine('sales') "
+        "in Python. Anyone with a server can read these credentials: give read-only accounts.",
+        "servers",
+        parsers.Connections(),
+        setting="data_connections",
+        empty={},
+    ),
+    Variable(
         "HUB_SHARING",
         "true",
         "Let users share their server with other users (JupyterLab's Share dialog, JupyterHub "

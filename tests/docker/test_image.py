@@ -23,10 +23,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import nbformat
 import pytest
 
+from personal_hub.spawner import DATA_CONNECTIONS_VARIABLE
 from tests.docker.conftest import (
     REPO,
     build_singleuser,
@@ -402,11 +404,24 @@ def database(built, standins, offline_network):
     wait_for(lambda: run(["docker", "exec", name, "pg_isready", "-h", "127.0.0.1", "-U",
                           "analyst", "-d", "shop"], check=False).returncode == 0,
              timeout=90, what="PostgreSQL to accept TCP connections")
+    # A read-only account for the team connection, with a password that must be
+    # percent-encoded in a URL.
     sql = ("CREATE TABLE items (id serial PRIMARY KEY, label text, amount int); "
-           f"INSERT INTO items (label, amount) VALUES ('{marker}', 7), ('other', 35);")
+           f"INSERT INTO items (label, amount) VALUES ('{marker}', 7), ('other', 35); "
+           f"CREATE ROLE team LOGIN PASSWORD '{TEAM_PASSWORD}'; "
+           "GRANT SELECT ON items TO team;")
     run(["docker", "exec", "-e", f"PGPASSWORD={password}", name, "psql", "-h", "127.0.0.1",
          "-U", "analyst", "-d", "shop", "-v", "ON_ERROR_STOP=1", "-c", sql])
     return {"host": name, "password": password, "marker": marker}
+
+
+TEAM_PASSWORD = "te%am@pw:1/x"
+
+
+def team_connections(db: dict) -> str:
+    """HUB_DATA_CONNECTIONS as the hub passes it into a server (PersonalSpawner)."""
+    url = f"postgresql+psycopg2://team:{quote(TEAM_PASSWORD, safe='')}@{db['host']}:5432/shop"
+    return json.dumps({"shop": url})
 
 
 def notebook_cells(db: dict) -> list[str]:
@@ -472,7 +487,16 @@ def notebook_cells(db: dict) -> list[str]:
         "BuckarooWidget(cities)",
         # 11: the image's kernel start-up code left nothing in the user's namespace
         "print('leaked', sorted(k for k in globals() if k in {'main', 'enable_itables',\n"
-        "      'served_bundle_url', 'TYPES', 'STATIC_ROOT', 'STARTUP'}))",
+        "      'served_bundle_url', 'TYPES', 'STATIC_ROOT', 'STARTUP', 'team_data',\n"
+        "      '_connections'}))",
+        # 12: a team connection by its name only, in SQL cells (no credentials typed)
+        "%sql --section shop\n"
+        "shop = %sql SELECT label, amount FROM items ORDER BY id\n"
+        "print(shop['amount'].tolist())",
+        # 13: ... and from Python
+        "import team_data\n"
+        "print(team_data.names(), pd.read_sql('SELECT sum(amount) AS s FROM items',\n"
+        "      team_data.engine('shop'))['s'][0])",
     ]
 
 
@@ -508,6 +532,7 @@ def executed(built, database, offline_network):
         run(["docker", "create", "--name", name, "--network", offline_network,
              # as under JupyterHub: the kernel builds the itables bundle URL from it
              "-e", "JUPYTERHUB_SERVICE_PREFIX=/user/alice/",
+             "-e", f"{DATA_CONNECTIONS_VARIABLE}={team_connections(database)}",
              built["tag"], "jupyter", "nbconvert", "--to", "notebook", "--execute",
              "--allow-errors", "--ExecutePreprocessor.timeout=180",
              "--output-dir", "/tmp/out", "/tmp/batteries.ipynb"])
@@ -543,6 +568,12 @@ def test_sql_on_postgresql_over_the_network(executed, database):
         f"[{{'label': '{database['marker']}', 'amount': 7}}, {{'label': 'other', 'amount': 35}}]\n"
     )
     assert texts(executed[5]) == f"psycopg2 sum 42\npymysql {pinned_versions()['pymysql']}\n"
+
+
+def test_team_connections_by_name_only(executed):
+    assert texts(executed[12]) == (
+        "Connecting and switching to connection 'shop'2 rows affected.[7, 35]\n")
+    assert texts(executed[13]) == "['shop'] 42\n"
 
 
 def test_dataframes_render_as_interactive_tables_by_default(executed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from personal_hub.settings import load_settings
 from personal_hub.spawner import (
     AI_BASE_URL_VARIABLE,
     AI_MODEL_VARIABLE,
+    DATA_CONNECTIONS_VARIABLE,
     PersonalDockerSpawner,
     PersonalLocalSpawner,
 )
@@ -480,4 +482,15 @@ async def test_a_policy_narrows_the_profiles_per_user(spawn):
     with pytest.raises(HTTPError):
         await spawn("carol", spawner_class=GpuForAdmins, user_options={"profile": "gpu"},
                     HUB_PROFILES=PROFILES)
+
+
+async def test_team_connections_reach_every_server(spawn):
+    connections = "sales=postgresql://reader:Db-Secret-42@db.lan/sales lake=duckdb:////d/l.db"
+    environment = (await spawn("alice", HUB_DATA_CONNECTIONS=connections))["environment"]
+
+    assert json.loads(environment[DATA_CONNECTIONS_VARIABLE]) == {
+        "sales": "postgresql://reader:Db-Secret-42@db.lan/sales",
+        "lake": "duckdb:////d/l.db",
+    }
+    assert DATA_CONNECTIONS_VARIABLE not in (await spawn("bob"))["environment"]
 

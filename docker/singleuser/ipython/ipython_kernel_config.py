@@ -16,3 +16,15 @@ c.InteractiveShellApp.exec_lines.append(
     # A fresh namespace: nothing of the startup file leaks into the user's variables.
     f"exec(compile(open({STARTUP!r}).read(), {STARTUP!r}, 'exec'), {{}})"
 )
+
+# The team's database connections (HUB_DATA_CONNECTIONS, see team_data): this kernel's
+# own jupysql connections file, so `%sql --section NAME` connects by name.
+try:
+    import team_data
+
+    _connections = team_data.write_connections_file()
+    if _connections:
+        c.SqlMagic.dsn_filename = _connections
+except Exception as error:  # noqa: BLE001 - a kernel must start regardless
+    print(f"personal-hub: team connections not available: {type(error).__name__}")
+
