@@ -325,8 +325,14 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_egress(args: argparse.Namespace) -> int:
     from .egress import run_service
+    from .parsers import Destinations, Invalid
 
-    return run_service(args.network, args.policy, args.interval)
+    try:
+        allowed = Destinations()(args.allow)
+    except Invalid as error:
+        print(f"personal-hub egress: HUB_EGRESS_ALLOW: {error}", file=sys.stderr)
+        return 2
+    return run_service(args.network, args.policy, args.interval, allowed=allowed)
 
 
 def cmd_config_path(args: argparse.Namespace) -> int:
@@ -576,6 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=EGRESS_POLICIES,
         default=BY_NAME["HUB_EGRESS"].default,
         help="HUB_EGRESS",
+    )
+    egress.add_argument(
+        "--allow", default="",
+        help="HUB_EGRESS_ALLOW: addresses or networks (with an optional :port) user "
+        "containers may reach whatever the policy",
     )
     egress.add_argument(
         "--interval", type=float, default=15.0,

@@ -69,6 +69,48 @@ def chains_for(network_id: str) -> Chains:
     return Chains(forward=f"{CHAIN_PREFIX}{short}", input=f"{CHAIN_PREFIX}IN-{short}")
 
 
+@dataclass(frozen=True)
+class Destination:
+    """A destination user containers may reach whatever the policy (HUB_EGRESS_ALLOW):
+    an address or network, and a port (TCP and UDP) or every port (None)."""
+
+    network: str
+    port: int | None = None
+
+    def __str__(self) -> str:
+        if self.port is None:
+            return self.network
+        address = self.network.removesuffix("/32").removesuffix("/128")
+        return f"[{address}]:{self.port}" if ":" in address else f"{address}:{self.port}"
+
+
+def parse_destination(text: str) -> Destination:
+    """'192.168.1.20:11434', '192.168.1.0/24', '[fd00::5]:5432', 'fd00::/64'."""
+    text = text.strip()
+    port = None
+    if text.startswith("["):
+        address, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r} is not an address[:port].")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        address, port = text.split(":")
+    else:
+        address = text
+    network = ipaddress.ip_network(address, strict=False)  # ValueError when it is not one
+    if port is not None:
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{text!r} has no valid port (1-65535).")
+        port = int(port)
+    return Destination(str(network), port)
+
+
+def parse_destinations(text: str) -> tuple[Destination, ...]:
+    """HUB_EGRESS_ALLOW: destinations separated by commas (or spaces)."""
+    return tuple(parse_destination(word) for word in text.replace(",", " ").split())
+
+
 def egress_rules(
     policy: str,
     bridge: str,
@@ -76,13 +118,16 @@ def egress_rules(
     chains: Chains,
     resolvers: Sequence[str] = (),
     forward_hook: str = DOCKER_USER,
+    allowed: Sequence[Destination] = (),
 ) -> list[list[str]]:
     """The rules of `policy` for the network on `bridge`, in `iptables -S` form.
 
     The family (iptables or ip6tables) is the subnet's. `resolvers`: DNS servers (or
     networks) the users' DNS queries may reach under `internet`; the others' families
-    are skipped. Chain declarations (`-N`) and rules (`-A`) of our two chains come
-    first, then the two jumps into them (`-A <hook> ...`, inserted first in that chain).
+    are skipped. `allowed`: destinations reachable under any policy (on the LAN or the
+    Docker host itself), before anything is dropped. Chain declarations (`-N`) and rules
+    (`-A`) of our two chains come first, then the two jumps into them (`-A <hook> ...`,
+    inserted first in that chain).
     """
     if policy not in POLICIES:
         raise ValueError(f"{policy!r} is not an egress policy; use one of {', '.join(POLICIES)}.")
@@ -95,6 +140,19 @@ def egress_rules(
         for server in resolvers
         if ipaddress.ip_network(server, strict=False).version == version
     ]
+
+    def allow_destinations(chain: str) -> list[list[str]]:
+        rules = []
+        for destination in allowed:
+            if ipaddress.ip_network(destination.network).version != version:
+                continue
+            if destination.port is None:
+                rules.append(["-A", chain, "-d", destination.network, "-j", "RETURN"])
+            else:
+                rules += [["-A", chain, "-d", destination.network, "-p", protocol, "-m",
+                           protocol, "--dport", str(destination.port), "-j", "RETURN"]
+                          for protocol in ("tcp", "udp")]
+        return rules
 
     def allow_dns(chain: str) -> list[list[str]]:
         return [
@@ -111,6 +169,7 @@ def egress_rules(
         # Replies to connections made to a container (published ports, the proxy).
         ["-A", forward, *ESTABLISHED, "-j", "RETURN"],
     ]
+    rules += allow_destinations(forward)
     if policy == "internet":
         rules += allow_dns(forward)
         rules += [["-A", forward, "-d", network, "-j", "DROP"] for network in
@@ -119,6 +178,7 @@ def egress_rules(
         rules.append(["-A", forward, "-j", "DROP"])
     # The Docker host itself (every address it has): packets for it go through INPUT.
     rules += [["-N", inbound], ["-A", inbound, *ESTABLISHED, "-j", "RETURN"]]
+    rules += allow_destinations(inbound)
     if policy == "internet":
         rules += allow_dns(inbound)
     rules.append(["-A", inbound, "-j", "DROP"])
@@ -336,9 +396,11 @@ def find_firewall(run: Runner = subprocess.run) -> str:
 class Enforcer:
     """Keeps one policy in place for one network, and takes it away again."""
 
-    def __init__(self, policy: str, resolvers: Sequence[str], run: Runner = subprocess.run):
+    def __init__(self, policy: str, resolvers: Sequence[str], run: Runner = subprocess.run,
+                 allowed: Sequence[Destination] = ()):
         self.policy = policy
         self.resolvers = tuple(resolvers)
+        self.allowed = tuple(allowed)
         self.run = run
         self.applied: UsersNetwork | None = None
 
@@ -372,7 +434,8 @@ class Enforcer:
                 changed |= self._remove_from(firewall, chains)
                 continue
             rules = egress_rules(
-                self.policy, network.bridge, subnet, chains, self.resolvers, forward_hook=hook
+                self.policy, network.bridge, subnet, chains, self.resolvers, forward_hook=hook,
+                allowed=self.allowed,
             )
             names = sorted({rule[1] for rule in rules})
             script = apply_script(rules, {name: firewall.listing(name) for name in names})
@@ -421,15 +484,18 @@ class Enforcer:
         return removed
 
 
-def describe(policy: str, network: UsersNetwork, resolvers: Sequence[str]) -> str:
+def describe(policy: str, network: UsersNetwork, resolvers: Sequence[str],
+             allowed: Sequence[Destination] = ()) -> str:
     where = f"network {network.name} ({network.bridge}, {', '.join(network.subnets)})"
     if policy == "all":
         return f"egress policy all on {where}: no filtering"
+    also = f"; also {', '.join(map(str, allowed))}" if allowed else ""
     if policy == "none":
         return (f"egress policy none on {where}: nothing beyond the network itself, "
-                "not this host")
+                f"not this host{also}")
     return (f"egress policy internet on {where}: the internet, not private or link-local "
-            f"addresses, not this host; DNS to {', '.join(resolvers) or 'public servers only'}")
+            f"addresses, not this host; DNS to {', '.join(resolvers) or 'public servers only'}"
+            f"{also}")
 
 
 def host_resolvers(path: str = "/etc/resolv.conf") -> tuple[tuple[str, ...], str | None]:
@@ -453,7 +519,8 @@ def host_resolvers(path: str = "/etc/resolv.conf") -> tuple[tuple[str, ...], str
 
 
 def run_service(
-    network_name: str, policy: str, interval: float, ready_file: str = READY_FILE
+    network_name: str, policy: str, interval: float, ready_file: str = READY_FILE,
+    allowed: Sequence[Destination] = (),
 ) -> int:
     """The `egress` service: keep the policy in place until SIGTERM, then remove it."""
     stop = threading.Event()
@@ -471,7 +538,7 @@ def run_service(
     resolvers, warning = host_resolvers()
     if warning and policy == "internet":
         log(f"warning: {warning}")
-    enforcer = Enforcer(policy, resolvers if policy == "internet" else ())
+    enforcer = Enforcer(policy, resolvers if policy == "internet" else (), allowed=allowed)
     try:
         swept = enforcer.sweep(network_ids)
     except Exception as error:  # noqa: BLE001 - the policy itself matters more
@@ -486,7 +553,7 @@ def run_service(
                 network = lookup_network(network_name)
                 first = enforcer.applied is None
                 if enforcer.ensure(network) or first:
-                    log(describe(policy, network, enforcer.resolvers))
+                    log(describe(policy, network, enforcer.resolvers, allowed))
                 ready.touch()
                 last_problem = None
             except EgressError as error:

@@ -458,3 +458,19 @@ class Connections(Secret):
             connections[name] = url
         return connections
 
+
+@dataclass(frozen=True)
+class Destinations:
+    """Addresses or networks user containers may reach whatever HUB_EGRESS says."""
+
+    allowed: str = ("IP addresses or networks, each with an optional :port, comma-separated, "
+                    "e.g. 192.168.1.20:11434, 10.0.5.0/24, [fd00::5]:5432")
+
+    def __call__(self, text: str) -> tuple:
+        from .egress import parse_destinations
+
+        try:
+            return parse_destinations(text)
+        except ValueError as error:
+            raise Invalid(f"{error}".rstrip(".") + ".") from None
+

@@ -85,6 +85,7 @@ class Settings:
     data_connections: Mapping[str, str] = field(repr=False)
     sharing: bool
     egress: str
+    egress_allow: tuple
     timezone: str
     ai_model: str
     ai_base_url: str | None
@@ -158,6 +159,8 @@ class Settings:
             if self.spawner == "docker"
             else "not filtered (local processes)"
         )
+        if self.egress_allow and self.spawner == "docker" and self.egress != "all":
+            egress += "; also " + ", ".join(map(str, self.egress_allow))
         profiles = "; ".join(f"{p.name} ({p.description()})" for p in self.profiles) or (
             "none (every server is the same)")
         ai = ", ".join(sorted(self.ai_api_keys)) or "none"

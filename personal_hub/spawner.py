@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
+from docker.errors import APIError
 from dockerspawner import DockerSpawner
 from jupyterhub.httpclient import fetch
 from jupyterhub.spawner import SimpleLocalProcessSpawner
@@ -32,6 +33,8 @@ from .orphans import SERVER_LABEL
 from .profiles import Profile, chosen_profile, options_form
 from .variables import default_value
 
+# Docker's answer to a GPU request on a host without a GPU runtime.
+NO_GPU_DRIVER = "could not select device driver"
 # What the single-user image's jupyter_server_config.py reads (docker/singleuser).
 AI_MODEL_VARIABLE = "PERSONAL_HUB_AI_MODEL"
 AI_BASE_URL_VARIABLE = "PERSONAL_HUB_AI_BASE_URL"
@@ -355,6 +358,20 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
     async def start(self):
         self.apply_user_policy()
         return await super().start()
+
+    async def start_object(self):
+        try:
+            await super().start_object()
+        except APIError as error:
+            if not (self.user_device_requests() and NO_GPU_DRIVER in str(error)):
+                raise
+            # Created but not startable: take it away, and say why in words.
+            await self.remove_object()
+            raise RuntimeError(
+                "This server profile needs GPUs, and the Docker host has none that Docker "
+                "can give to containers (is the NVIDIA Container Toolkit installed? See "
+                "the docs: GPUs). Choose another profile."
+            ) from None
 
 
 class PersonalLocalSpawner(PersonalSpawner, SimpleLocalProcessSpawner):

@@ -409,6 +409,17 @@ VARIABLES: tuple[Variable, ...] = (
         setting="egress",
     ),
     Variable(
+        "HUB_EGRESS_ALLOW",
+        "",
+        "Addresses user containers may reach whatever HUB_EGRESS says: a model server, a "
+        "database or a NAS on your LAN or on the Docker host, e.g. 192.168.1.20:11434 (one "
+        "port, TCP and UDP) or 192.168.1.0/24 (every port). Empty: none.",
+        "servers",
+        parsers.Destinations(),
+        setting="egress_allow",
+        empty=(),
+    ),
+    Variable(
         "TZ",
         "Etc/UTC",
         "Time zone of the hub and of every user server.",

@@ -129,11 +129,13 @@ def test_compose_stack_shape(compose_config):
 
 def test_compose_egress_service(compose_config):
     """HUB_EGRESS is kept by a service with the host's network and NET_ADMIN only."""
-    services = compose_config("docker-compose.yml", HUB_EGRESS="none")["services"]
+    services = compose_config("docker-compose.yml", HUB_EGRESS="none",
+                              HUB_EGRESS_ALLOW="192.168.1.20:11434")["services"]
     egress, hub = services["egress"], services["hub"]
     assert egress["image"] == hub["image"]
     assert egress["command"] == [
-        "personal-hub", "egress", "--network=jupyterhub-net", "--policy=none"
+        "personal-hub", "egress", "--network=jupyterhub-net", "--policy=none",
+        "--allow=192.168.1.20:11434",
     ]
     assert egress["network_mode"] == "host"
     assert egress["cap_drop"] == ["ALL"] and egress["cap_add"] == ["NET_ADMIN"]
@@ -148,7 +150,7 @@ def test_compose_egress_service(compose_config):
     # No user server is spawned before the policy is in place.
     assert hub["depends_on"]["egress"]["condition"] == "service_healthy"
     default = compose_config("docker-compose.yml")["services"]["egress"]
-    assert default["command"][-1] == "--policy=internet"
+    assert default["command"][-2:] == ["--policy=internet", "--allow="]
 
 
 def test_compose_upstream_images_are_the_real_defaults(compose_config):

@@ -402,3 +402,76 @@ def test_egress_command_refuses_an_unknown_policy(capsys):
         main(["egress", "--policy", "lan"])
     assert raised.value.code == 2
     assert "invalid choice: 'lan'" in capsys.readouterr().err
+
+
+# --- HUB_EGRESS_ALLOW: destinations reachable whatever the policy ---------------------
+
+ALLOWED = (egress.Destination("192.168.1.20/32", 11434), egress.Destination("10.0.5.0/24"),
+           egress.Destination("fd00::5/128", 5432))
+
+
+def allow(chain: str) -> list[list[str]]:
+    return [
+        *[["-A", chain, "-d", "192.168.1.20/32", "-p", protocol, "-m", protocol, "--dport",
+           "11434", "-j", "RETURN"] for protocol in ("tcp", "udp")],
+        ["-A", chain, "-d", "10.0.5.0/24", "-j", "RETURN"],
+    ]
+
+
+def test_allowed_destinations_come_before_anything_is_dropped():
+    rules = egress_rules("internet", BRIDGE, "10.214.5.0/24", CHAINS, [], allowed=ALLOWED)
+    assert rules[:6] == [
+        ["-N", FWD],
+        ["-A", FWD, "-o", BRIDGE, "-j", "RETURN"],
+        ["-A", FWD, *ESTABLISHED, "-j", "RETURN"],
+        *allow(FWD),
+    ]
+    assert rules[6] == ["-A", FWD, "-d", "10.0.0.0/8", "-j", "DROP"]
+    inbound = rules[rules.index(["-N", INP]):]
+    # The Docker host itself too (a model server on the host): before its DROP.
+    assert inbound[:5] == [["-N", INP], ["-A", INP, *ESTABLISHED, "-j", "RETURN"], *allow(INP)]
+    assert inbound[5] == ["-A", INP, "-j", "DROP"]
+
+
+def test_allowed_destinations_under_none_and_by_family():
+    rules = egress_rules("none", BRIDGE, "10.214.5.0/24", CHAINS, [], allowed=ALLOWED)
+    assert rules[3:6] == allow(FWD) and rules[6] == ["-A", FWD, "-j", "DROP"]
+    assert egress_rules("all", BRIDGE, "10.214.5.0/24", CHAINS, [], allowed=ALLOWED) == []
+    six = egress_rules("none", BRIDGE, "fd00:1::/64", CHAINS, [], allowed=ALLOWED)
+    assert ["-A", FWD, "-d", "fd00::5/128", "-p", "tcp", "-m", "tcp", "--dport", "5432",
+            "-j", "RETURN"] in six
+    assert not any("192.168.1.20/32" in rule for rule in six)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.168.1.20:11434, 10.0.5.0/24 [fd00::5]:5432", ALLOWED),
+        ("192.168.1.20", (egress.Destination("192.168.1.20/32"),)),
+        ("fd00::/64", (egress.Destination("fd00::/64"),)),
+        ("", ()),
+    ],
+)
+def test_allow_setting(make_settings, text, expected):
+    assert make_settings(HUB_EGRESS_ALLOW=text).egress_allow == expected
+
+
+@pytest.mark.parametrize("text", ["nas.lan:445", "192.168.1.20:0", "192.168.1.20:99999",
+                                  "192.168.1.300", "[fd00::5]x", "10.0.0.0/33"])
+def test_allow_setting_mistakes(environ, text):
+    with pytest.raises(SettingsError) as raised:
+        load_settings({**environ, "HUB_EGRESS_ALLOW": text})
+    [problem] = raised.value.problems
+    assert problem.variable == "HUB_EGRESS_ALLOW"
+    assert "192.168.1.20:11434" in problem.fix  # says how it is written
+
+
+def test_allowed_destinations_in_the_summary(make_settings):
+    summary = make_settings(HUB_EGRESS_ALLOW="192.168.1.20:11434,[fd00::5]:5432").summary()
+    assert ("user egress:    internet (not private or link-local addresses, not the Docker "
+            "host); also 192.168.1.20:11434, [fd00::5]:5432") in summary
+
+
+def test_egress_command_refuses_a_wrong_destination(capsys):
+    assert main(["egress", "--allow", "nas.lan:445"]) == 2
+    assert "HUB_EGRESS_ALLOW" in capsys.readouterr().err
