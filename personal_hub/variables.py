@@ -459,8 +459,8 @@ VARIABLES: tuple[Variable, ...] = (
         "OpenAI-compatible API of a model server of your own (Ollama, vLLM, a LiteLLM proxy), "
         "e.g. http://192.168.1.20:11434/v1. HUB_AI_MODEL is then openai/<a model it serves>, "
         "and OPENAI_API_KEY is only needed if the server asks for one. User servers must be "
-        "allowed to reach it (HUB_EGRESS=internet keeps them off the LAN). Empty: the "
-        "providers' own APIs.",
+        "allowed to reach it (HUB_EGRESS_ALLOW=192.168.1.20:11434 for a LAN address). "
+        "Empty: the providers' own APIs.",
         "ai",
         parsers.HttpUrl(need_port=False, credentials=False),
         setting="ai_base_url",

@@ -7,8 +7,9 @@ routes to it exactly as to a machine on your LAN. (A listener on another Docker 
 would prove nothing: Docker's own isolation drops traffic between its networks whatever
 the policy.) Nothing else is probed: no LAN, no metadata service, no internet.
 
-Tests run in file order: the default `internet`, the rules in the host's firewall, then
-`all`, then `none`, then `./hub down` takes the rules away. User servers run the lean
+Tests run in file order: the default `internet`, the rules in the host's firewall, one
+allowed LAN address and port (HUB_EGRESS_ALLOW), then `all`, then `none`, then
+`./hub down` takes the rules away. User servers run the lean
 stand-in notebook image (the policy does not depend on what the image holds; the
 batteries image starts slowly on a busy machine and would only add build time).
 """
@@ -264,6 +265,22 @@ def test_rules_in_the_hosts_firewall(egress_stack, user):
     assert docker_user.count(f"-A DOCKER-USER -i {bridge} -j {chains.forward}") == 1
     input_chain = run(["iptables", "-w", "-S", "INPUT"]).stdout.splitlines()
     assert input_chain.count(f"-A INPUT -i {bridge} -j {chains.input}") == 1
+
+
+def test_an_allowed_lan_address_and_port_and_nothing_more(egress_stack, lan, user):
+    """HUB_EGRESS_ALLOW: a model server or database on the LAN, one port of it."""
+    allowed = f"{lan.address}:{LISTENER_PORT}"
+    egress_stack.set_env(HUB_EGRESS_ALLOW=allowed)
+    egress_stack.hub_up()
+    logs = run(["docker", "logs", egress_stack.container("egress")], check=False).stderr
+    assert f"also {allowed}" in logs, logs
+    other_port = f"{lan.address}:{CLOSED_PORT}"
+    host = f"{lan.host_address}:{CLOSED_PORT}"
+    outcomes = probe(user, lan.url, other_port, host)
+    assert outcomes[lan.url] == "http 200", outcomes
+    assert outcomes[other_port] == "timeout", outcomes  # another port of the same host
+    assert outcomes[host] == "timeout", outcomes
+    egress_stack.set_env(HUB_EGRESS_ALLOW="")  # the next test's ./hub up takes it away
 
 
 def test_all_policy_does_not_filter(egress_stack, lan, user):
