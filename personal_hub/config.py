@@ -6,6 +6,7 @@ is already there), so it can be unit-tested on a bare `Config()` without a hub.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -42,6 +43,10 @@ SHARING_SERVER_SCOPES = (
 )
 
 
+SCHEDULER = "scheduler"
+SCHEDULER_PORT = 10101
+
+
 def apply(settings: Settings, c) -> None:
     """Set every trait the settings decide on `c` (a traitlets Config)."""
     apply_hub(settings, c)
@@ -51,6 +56,7 @@ def apply(settings: Settings, c) -> None:
     apply_spawner(settings, c)
     apply_sharing(settings, c)
     apply_idle_culler(settings, c)
+    apply_services(settings, c)
     apply_roles(settings, c)
 
 
@@ -165,8 +171,11 @@ def apply_spawner(settings: Settings, c) -> None:
 
 
 def apply_sharing(settings: Settings, c) -> None:
-    scopes = SHARING_USER_SCOPES if settings.sharing else ()
-    c.JupyterHub.extra_user_scopes = set(scopes)
+    scopes = set(SHARING_USER_SCOPES if settings.sharing else ())
+    if scheduler_enabled(settings):
+        # Logging in to the scheduler's pages (through the hub's OAuth).
+        scopes.add(f"access:services!service={SCHEDULER}")
+    c.JupyterHub.extra_user_scopes = scopes
     c.Spawner.oauth_client_allowed_scopes = list(
         SHARING_SERVER_SCOPES if settings.sharing else ()
     )
@@ -174,25 +183,71 @@ def apply_sharing(settings: Settings, c) -> None:
 
 def apply_idle_culler(settings: Settings, c) -> None:
     if not settings.idle_timeout_seconds:
-        c.JupyterHub.services = []
         return
     # The hub learns of activity from the proxy and from each server every few minutes
     # by default: with a short timeout, a server in use would look idle and be stopped.
     interval = activity_interval(settings.idle_timeout_seconds)
     c.JupyterHub.last_activity_interval = interval
     c.Spawner.environment.update({SERVER_ACTIVITY_INTERVAL: str(interval)})
-    c.JupyterHub.services = [
-        {
-            "name": IDLE_CULLER,
-            "command": [
-                sys.executable,
-                "-m",
-                "jupyterhub_idle_culler",
-                f"--timeout={settings.idle_timeout_seconds}",
-                f"--cull-every={culler_interval(settings.idle_timeout_seconds)}",
-            ],
-        }
-    ]
+
+
+def apply_services(settings: Settings, c) -> None:
+    services = []
+    if settings.idle_timeout_seconds:
+        services.append(idle_culler_service(settings))
+    if scheduler_enabled(settings):
+        services.append(scheduler_service(settings))
+    c.JupyterHub.services = services
+
+
+def idle_culler_service(settings: Settings) -> dict:
+    return {
+        "name": IDLE_CULLER,
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={settings.idle_timeout_seconds}",
+            f"--cull-every={culler_interval(settings.idle_timeout_seconds)}",
+        ],
+    }
+
+
+def scheduler_enabled(settings: Settings) -> bool:
+    """Scheduled runs need Docker (a container per run)."""
+    return settings.scheduled_runs and settings.spawner == "docker"
+
+
+def scheduler_service(settings: Settings) -> dict:
+    """The scheduler (personal_hub.scheduler), a hub-managed service at
+    /services/scheduler/, with what its run containers need."""
+    from .scheduler import SETTINGS_VARIABLE
+    from .spawner import server_environment
+
+    run_settings = {
+        "image": settings.singleuser_image,
+        "network": settings.docker_network,
+        "timezone": settings.timezone,
+        "environment": server_environment(
+            settings.timezone, dict(settings.ai_api_keys), dict(settings.data_connections),
+            settings.assistant_model, settings.ai_base_url),
+        "data_dir": settings.data_dir,
+        "mem_limit": settings.mem_limit_bytes,
+        "cpu_limit": settings.cpu_limit,
+        "pids_limit": settings.pids_limit,
+        "cap_add": list(settings.cap_add),
+        "timeout_seconds": settings.scheduled_run_timeout_seconds,
+    }
+    return {
+        "name": SCHEDULER,
+        # Where the proxy reaches it: in the hub's container, by the hub's name.
+        "url": f"http://{settings.hub_connect_host}:{SCHEDULER_PORT}",
+        "command": [sys.executable, "-m", "personal_hub.scheduler"],
+        "environment": {SETTINGS_VARIABLE: json.dumps(run_settings)},
+        "display": True,
+        "oauth_no_confirm": True,
+        "info": {"description": "Run notebooks on a schedule"},
+    }
 
 
 def apply_roles(settings: Settings, c) -> None:

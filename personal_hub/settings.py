@@ -84,6 +84,8 @@ class Settings:
     profiles: tuple[Profile, ...]
     data_connections: Mapping[str, str] = field(repr=False)
     sharing: bool
+    scheduled_runs: bool
+    scheduled_run_timeout_seconds: int
     egress: str
     egress_allow: tuple
     timezone: str
@@ -188,6 +190,8 @@ class Settings:
             f"server starts:  {self.start_concurrency or 'one per CPU core'} at a time, "
             "the rest queue",
             f"server sharing: {'on' if self.sharing else 'off'}",
+            f"scheduled runs: "
+            f"{'on' if self.scheduled_runs and self.spawner == 'docker' else 'off'}",
             f"time zone:      {self.timezone}",
             f"AI keys set:    {ai}",
             f"AI model:       {assistant}",

@@ -41,6 +41,25 @@ AI_BASE_URL_VARIABLE = "PERSONAL_HUB_AI_BASE_URL"
 DATA_CONNECTIONS_VARIABLE = "PERSONAL_HUB_DATA_CONNECTIONS"
 
 
+def server_environment(timezone: str, ai_api_keys: dict[str, str],
+                       data_connections: dict[str, str], ai_model: str | None,
+                       ai_base_url: str | None) -> dict[str, str]:
+    """What a user's code gets from the hub's settings, in a server or a scheduled run:
+    TZ, the AI keys that are set, the team's connections and the assistant's model (read
+    by the image's jupyter_server_config.py and team_data)."""
+    env = {"TZ": timezone}
+    env.update({name: key for name, key in ai_api_keys.items() if key})
+    if data_connections:
+        env[DATA_CONNECTIONS_VARIABLE] = json.dumps(data_connections)
+    if ai_model:
+        env[AI_MODEL_VARIABLE] = ai_model
+    if ai_base_url:
+        env[AI_BASE_URL_VARIABLE] = ai_base_url
+        # The OpenAI clients in users' own code (and LiteLLM) use the same server.
+        env["OPENAI_BASE_URL"] = ai_base_url
+    return env
+
+
 class PersonalSpawner(LoggingConfigurable):
     """Policy shared by the Docker and the local spawner (config section `PersonalSpawner`)."""
 
@@ -185,19 +204,10 @@ class PersonalSpawner(LoggingConfigurable):
         yield {"progress": 40, "message": "Starting your server; JupyterLab is loading."}
 
     def user_environment(self) -> dict[str, str]:
-        """Extra environment of the user's server: TZ, the AI keys that are set and the
-        assistant's model (read by the image's jupyter_server_config.py)."""
-        env = {"TZ": self.timezone}
-        env.update({name: key for name, key in self.ai_api_keys.items() if key})
-        if self.data_connections:
-            env[DATA_CONNECTIONS_VARIABLE] = json.dumps(self.data_connections)
-        if self.ai_model:
-            env[AI_MODEL_VARIABLE] = self.ai_model
-        if self.ai_base_url:
-            env[AI_BASE_URL_VARIABLE] = self.ai_base_url
-            # The OpenAI clients in users' own code (and LiteLLM) use the same server.
-            env["OPENAI_BASE_URL"] = self.ai_base_url
-        return env
+        """Extra environment of the user's server: TZ, the AI keys that are set, the
+        assistant's model and the team's connections (see `server_environment`)."""
+        return server_environment(self.timezone, self.ai_api_keys, self.data_connections,
+                                  self.ai_model, self.ai_base_url)
 
     def get_env(self):
         env = super().get_env()

@@ -389,6 +389,24 @@ VARIABLES: tuple[Variable, ...] = (
         empty={},
     ),
     Variable(
+        "HUB_SCHEDULED_RUNS",
+        "true",
+        "Let users run notebooks on a schedule (the hub's Services menu: Scheduler), in a "
+        "container of their own with their files, also while their server is stopped "
+        "(Docker spawner only).",
+        "servers",
+        parsers.Boolean(),
+        setting="scheduled_runs",
+    ),
+    Variable(
+        "HUB_SCHEDULED_RUN_TIMEOUT",
+        "1h",
+        "Longest a scheduled run may take; it is stopped then, and shown as timed out.",
+        "servers",
+        parsers.Duration(60, 7 * 86400),
+        setting="scheduled_run_timeout_seconds",
+    ),
+    Variable(
         "HUB_SHARING",
         "true",
         "Let users share their server with other users (JupyterLab's Share dialog, JupyterHub "

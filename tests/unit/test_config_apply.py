@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -218,12 +219,18 @@ def test_hub_managed_proxy(configure):
 # ---------------------------------------------------------------- idle culler, named servers
 
 
+def service(c: Config, name: str) -> dict:
+    (found,) = [service for service in c.JupyterHub.services if service["name"] == name]
+    return found
+
+
 def culler_options(c: Config) -> dict[str, int]:
     """{"timeout": ..., "cull-every": ...} from the culler service's command line."""
-    (service,) = c.JupyterHub.services
-    assert service["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
+    service_ = service(c, "idle-culler")
+    assert service_["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
     options = dict(
-        argument[2:].split("=", 1) for argument in service["command"] if argument.startswith("--")
+        argument[2:].split("=", 1) for argument in service_["command"]
+        if argument.startswith("--")
     )
     return {name: int(value) for name, value in options.items()}
 
@@ -263,10 +270,9 @@ def test_activity_reaches_the_hub_well_within_the_idle_timeout(configure, timeou
 def test_idle_culler_runs_as_a_service_holding_its_own_role(configure):
     c = configure(HUB_IDLE_TIMEOUT="1h")
 
-    (service,) = c.JupyterHub.services
     admin_role, culler_role = c.JupyterHub.load_roles
     assert admin_role == {"name": "admin", "users": ["admin"]}
-    assert culler_role["services"] == [service["name"]]
+    assert culler_role["services"] == [service(c, "idle-culler")["name"]]
     # It stops servers, never users (so no admin:users, which could delete them).
     assert not any(scope.startswith("admin:") for scope in culler_role["scopes"])
 
@@ -274,7 +280,7 @@ def test_idle_culler_runs_as_a_service_holding_its_own_role(configure):
 def test_no_idle_culler_when_the_timeout_is_zero(configure):
     c = configure(HUB_IDLE_TIMEOUT="0")
 
-    assert c.JupyterHub.services == []
+    assert [service["name"] for service in c.JupyterHub.services] == ["scheduler"]
     assert c.JupyterHub.load_roles == [{"name": "admin", "users": ["admin"]}]
 
 
@@ -444,7 +450,7 @@ def test_init_and_check_work_without_jupyterhub_installed(tmp_path):
 
 
 def test_sharing_grants_exactly_the_scopes_the_share_dialog_needs(configure):
-    c = configure()
+    c = configure(HUB_SCHEDULED_RUNS="false")
     assert c.JupyterHub.extra_user_scopes == {
         "shares!user", "read:users:name", "read:groups:name", "list:users", "list:groups",
     }
@@ -457,7 +463,7 @@ def test_sharing_grants_exactly_the_scopes_the_share_dialog_needs(configure):
 
 
 def test_sharing_off_grants_nothing_extra(configure):
-    c = configure(HUB_SHARING="false")
+    c = configure(HUB_SHARING="false", HUB_SCHEDULED_RUNS="false")
     assert c.JupyterHub.extra_user_scopes == set()
     assert c.Spawner.oauth_client_allowed_scopes == []
 
@@ -470,4 +476,34 @@ def test_profiles_reach_the_spawner(configure):
         {"name": "gpu", "gpus": -1, "image": "my/cuda:1"},
     ]
     assert configure().PersonalSpawner.profiles == []
+
+
+def test_the_scheduler_service_and_what_its_runs_get(configure):
+    c = configure(HUB_MEM_LIMIT="1G", HUB_CPU_LIMIT="1.5", HUB_CAP_ADD="CHOWN",
+                  HUB_SCHEDULED_RUN_TIMEOUT="30m", OPENAI_API_KEY="sk-" + "k" * 30,
+                  HUB_DATA_CONNECTIONS="sales=postgresql://r:Db-Secret-42@db/sales")
+    scheduler = service(c, "scheduler")
+    assert scheduler["url"] == "http://hub:10101"
+    assert scheduler["command"][1:] == ["-m", "personal_hub.scheduler"]
+    assert scheduler["oauth_no_confirm"] is True
+    runs = json.loads(scheduler["environment"]["PERSONAL_HUB_SCHEDULER"])
+    assert {key: runs[key] for key in ("image", "network", "mem_limit", "cpu_limit",
+                                       "pids_limit", "cap_add", "timeout_seconds")} == {
+        "image": "personal-jupyter-singleuser:latest", "network": "jupyterhub-net",
+        "mem_limit": 1024**3, "cpu_limit": 1.5, "pids_limit": 1024, "cap_add": ["CHOWN"],
+        "timeout_seconds": 1800}
+    # What a user's code gets in their server, it gets in a scheduled run.
+    assert runs["environment"]["OPENAI_API_KEY"] == "sk-" + "k" * 30
+    assert "sales" in runs["environment"]["PERSONAL_HUB_DATA_CONNECTIONS"]
+    assert runs["environment"]["PERSONAL_HUB_AI_MODEL"] == "openai/gpt-5.4-mini"
+    # Everyone may log in to its pages; nothing else is granted.
+    assert "access:services!service=scheduler" in c.JupyterHub.extra_user_scopes
+
+
+@pytest.mark.parametrize("changes", [{"HUB_SCHEDULED_RUNS": "false"},
+                                     {"HUB_SPAWNER": "local"}])
+def test_no_scheduler_when_off_or_without_docker(configure, changes):
+    c = configure(**changes)
+    assert "scheduler" not in [s["name"] for s in c.JupyterHub.services]
+    assert not any("scheduler" in scope for scope in c.JupyterHub.extra_user_scopes)
 

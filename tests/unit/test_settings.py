@@ -408,6 +408,8 @@ NOT_DEFAULT = {
     "HUB_START_CONCURRENCY": "3",
     "HUB_NAMED_SERVER_LIMIT": "3",
     "HUB_SHARING": "false",
+    "HUB_SCHEDULED_RUNS": "false",
+    "HUB_SCHEDULED_RUN_TIMEOUT": "2h",
     "HUB_EGRESS": "none",
     "HUB_AI_MODEL": "none",
     "TZ": "Europe/Berlin",
