@@ -43,8 +43,11 @@ SHARING_SERVER_SCOPES = (
 )
 
 
+# The hub's own services with pages (in the hub's container, reached by its name).
 SCHEDULER = "scheduler"
 SCHEDULER_PORT = 10101
+REPORTS = "reports"
+REPORTS_PORT = 10102
 
 
 def apply(settings: Settings, c) -> None:
@@ -172,9 +175,9 @@ def apply_spawner(settings: Settings, c) -> None:
 
 def apply_sharing(settings: Settings, c) -> None:
     scopes = set(SHARING_USER_SCOPES if settings.sharing else ())
-    if scheduler_enabled(settings):
-        # Logging in to the scheduler's pages (through the hub's OAuth).
-        scopes.add(f"access:services!service={SCHEDULER}")
+    # Logging in to the pages of the hub's own services (through the hub's OAuth).
+    scopes.update(f"access:services!service={service['name']}"
+                  for service in page_services(settings))
     c.JupyterHub.extra_user_scopes = scopes
     c.Spawner.oauth_client_allowed_scopes = list(
         SHARING_SERVER_SCOPES if settings.sharing else ()
@@ -195,9 +198,32 @@ def apply_services(settings: Settings, c) -> None:
     services = []
     if settings.idle_timeout_seconds:
         services.append(idle_culler_service(settings))
-    if scheduler_enabled(settings):
-        services.append(scheduler_service(settings))
-    c.JupyterHub.services = services
+    c.JupyterHub.services = services + page_services(settings)
+
+
+def page_services(settings: Settings) -> list[dict]:
+    """The services people use through pages: scheduled runs and reports (Docker only:
+    a container per run or render)."""
+    if settings.spawner != "docker":
+        return []
+    return ([scheduler_service(settings)] if settings.scheduled_runs else []) + (
+        [reports_service(settings)] if settings.reports else [])
+
+
+def hub_service(settings: Settings, name: str, port: int, module: str,
+                environment: dict[str, str], description: str) -> dict:
+    """A hub-managed service in the hub's container, with pages behind the hub's login
+    (no consent page: it is the hub's own) in the hub's Services menu."""
+    return {
+        "name": name,
+        # Where the proxy reaches it: in the hub's container, by the hub's name.
+        "url": f"http://{settings.hub_connect_host}:{port}",
+        "command": [sys.executable, "-m", module],
+        "environment": environment,
+        "display": True,
+        "oauth_no_confirm": True,
+        "info": {"description": description},
+    }
 
 
 def idle_culler_service(settings: Settings) -> dict:
@@ -211,11 +237,6 @@ def idle_culler_service(settings: Settings) -> dict:
             f"--cull-every={culler_interval(settings.idle_timeout_seconds)}",
         ],
     }
-
-
-def scheduler_enabled(settings: Settings) -> bool:
-    """Scheduled runs need Docker (a container per run)."""
-    return settings.scheduled_runs and settings.spawner == "docker"
 
 
 def scheduler_service(settings: Settings) -> dict:
@@ -238,16 +259,25 @@ def scheduler_service(settings: Settings) -> dict:
         "cap_add": list(settings.cap_add),
         "timeout_seconds": settings.scheduled_run_timeout_seconds,
     }
-    return {
-        "name": SCHEDULER,
-        # Where the proxy reaches it: in the hub's container, by the hub's name.
-        "url": f"http://{settings.hub_connect_host}:{SCHEDULER_PORT}",
-        "command": [sys.executable, "-m", "personal_hub.scheduler"],
-        "environment": {SETTINGS_VARIABLE: json.dumps(run_settings)},
-        "display": True,
-        "oauth_no_confirm": True,
-        "info": {"description": "Run notebooks on a schedule"},
+    return hub_service(settings, SCHEDULER, SCHEDULER_PORT, "personal_hub.scheduler",
+                       {SETTINGS_VARIABLE: json.dumps(run_settings)},
+                       "Run notebooks on a schedule")
+
+
+def reports_service(settings: Settings) -> dict:
+    """Published reports (personal_hub.reports) at /services/reports/."""
+    from .reports import SETTINGS_VARIABLE
+
+    render_settings = {
+        "image": settings.singleuser_image,
+        "data_dir": settings.data_dir,
+        "timezone": settings.timezone,
+        "mem_limit": settings.mem_limit_bytes,
+        "pids_limit": settings.pids_limit,
     }
+    return hub_service(settings, REPORTS, REPORTS_PORT, "personal_hub.reports",
+                       {SETTINGS_VARIABLE: json.dumps(render_settings)},
+                       "Notebooks published as read-only reports")
 
 
 def apply_roles(settings: Settings, c) -> None:

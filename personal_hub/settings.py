@@ -86,6 +86,7 @@ class Settings:
     sharing: bool
     scheduled_runs: bool
     scheduled_run_timeout_seconds: int
+    reports: bool
     egress: str
     egress_allow: tuple
     timezone: str
@@ -192,6 +193,7 @@ class Settings:
             f"server sharing: {'on' if self.sharing else 'off'}",
             f"scheduled runs: "
             f"{'on' if self.scheduled_runs and self.spawner == 'docker' else 'off'}",
+            f"reports:        {'on' if self.reports and self.spawner == 'docker' else 'off'}",
             f"time zone:      {self.timezone}",
             f"AI keys set:    {ai}",
             f"AI model:       {assistant}",

@@ -407,6 +407,15 @@ VARIABLES: tuple[Variable, ...] = (
         setting="scheduled_run_timeout_seconds",
     ),
     Variable(
+        "HUB_REPORTS",
+        "true",
+        "Let users publish notebooks as read-only reports that every hub user can open "
+        "(the hub's Services menu: Reports; Docker spawner only).",
+        "servers",
+        parsers.Boolean(),
+        setting="reports",
+    ),
+    Variable(
         "HUB_SHARING",
         "true",
         "Let users share their server with other users (JupyterLab's Share dialog, JupyterHub "

@@ -288,7 +288,11 @@ class Stack:
         if (self.repo / "stack.env").exists():
             self.compose("down", "--volumes", "--remove-orphans", check=False, timeout=120)
         remove_docker_objects(self.owns)
-        for image in (self.hub_image, self.singleuser_image):
+        # Every image named after this stack: its own, and the tags that `./hub upgrade`
+        # and the tests add (:before-upgrade, a previous hub). Layers stay as build cache.
+        listed = run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                     check=False).stdout.split()
+        for image in (name for name in listed if name.startswith(self.prefix)):
             run(["docker", "image", "rm", "-f", "--no-prune", image], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -12,7 +12,10 @@ HUB_AI_BASE_URL: a stub OpenAI-compatible server on the users' network). Then:
   volume, each reachable and each stoppable on its own;
 - a GPU profile on a host without GPUs ends in a clear message, nothing left behind;
 - in a real browser, a person picks a profile, opens a chat and Jupyternaut answers with
-  the hub's model, without choosing anything.
+  the hub's model, without choosing anything;
+- scheduled runs: a notebook scheduled every minute runs twice while its owner's server
+  is stopped, with the owner's files; a failing one shows its error; nobody else sees
+  or changes them.
 """
 
 from __future__ import annotations
@@ -215,3 +218,98 @@ def test_the_assistant_answers_with_the_hubs_model_in_the_browser(stack, browser
         print(container_logs(stack.model_server, tail=50))
         raise
     assert "POST /v1/chat/completions stub-model" in container_logs(stack.model_server)
+
+
+# --- scheduled runs ---------------------------------------------------------------------
+
+
+def notebook(*sources: str) -> dict:
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": f"c{n}", "metadata": {}, "source": source,
+         "outputs": [], "execution_count": None} for n, source in enumerate(sources)]}
+
+
+def put_notebook(stack, session, user: str, path: str, content: dict) -> None:
+    xsrf = session.cookies.get("_xsrf", path=f"/user/{user}/") or ""
+    response = session.put(f"{stack.url}/user/{user}/api/contents/{path}",
+                           json={"type": "notebook", "format": "json", "content": content},
+                           headers={"X-XSRFToken": xsrf}, timeout=30)
+    assert response.status_code in (200, 201), response.text
+
+
+def scheduler_page(stack, session) -> requests.Response:
+    """The scheduler's page as a browser opens it: through the hub's OAuth (no consent
+    page for the hub's own service) and back."""
+    page = session.get(f"{stack.url}/services/scheduler/", timeout=30)
+    assert page.status_code == 200 and "Scheduled runs of" in page.text, page.text[-2000:]
+    return page
+
+
+def schedule(stack, session, **form: str) -> requests.Response:
+    page = scheduler_page(stack, session)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return session.post(f"{stack.url}/services/scheduler/schedules",
+                        data={"_xsrf": xsrf, **form}, allow_redirects=False, timeout=30)
+
+
+def schedules_of(stack, session) -> dict[str, dict]:
+    response = session.get(f"{stack.url}/services/scheduler/api/schedules", timeout=30)
+    assert response.status_code == 200, response.text
+    return {s["notebook"]: s for s in response.json()}
+
+
+def test_scheduled_runs_while_the_server_is_stopped(stack):
+    user, session = person(stack, "fay")
+    assert submit_profile(stack, session, user, "small").status_code == 302
+    wait_for_lab(stack, session, user)
+    put_notebook(stack, session, user, "reports/tick.ipynb", notebook(
+        "import pathlib\n"
+        "ticks = pathlib.Path.home() / 'ticks.txt'\n"
+        "ticks.write_text((ticks.read_text() if ticks.exists() else '') + 'tick\\n')\n"
+        "print('ticked', len(ticks.read_text().splitlines()))"))
+    put_notebook(stack, session, user, "broken.ipynb", notebook("1 / 0"))
+    assert "services/scheduler" in session.get(f"{stack.url}/hub/home", timeout=30).text
+    response = api(session, "DELETE", f"{stack.url}/hub/api/users/{user}/server")
+    assert response.status_code in (202, 204), response.text
+    wait_for(lambda: not container_exists(container_of(user)), timeout=60,
+             what="the server to stop")
+
+    # Bad input: a clear 400 on the page, nothing scheduled.
+    refused = schedule(stack, session, notebook="../../etc/passwd.ipynb", every_minutes="1")
+    assert refused.status_code == 400 and "in your home" in refused.text
+    for form in ({"notebook": "reports/tick.ipynb", "every_minutes": "1"},
+                 {"notebook": "broken.ipynb", "every_minutes": "60"}):
+        assert schedule(stack, session, **form).status_code == 302
+
+    def two_ticks():
+        runs = schedules_of(stack, session)["reports/tick.ipynb"]["runs"]
+        assert not container_exists(container_of(user)), "the server was started"
+        return [r for r in runs if r["status"] == "succeeded"][:2] if len(
+            [r for r in runs if r["status"] == "succeeded"]) >= 2 else None
+
+    succeeded = wait_for(two_ticks, timeout=240, interval=2, what="two scheduled runs")
+    broken = schedules_of(stack, session)["broken.ipynb"]["runs"]
+    assert broken[0]["status"] == "failed" and "ZeroDivisionError" in broken[0]["message"]
+    page = scheduler_page(stack, session).text
+    assert 'class="run failed"' in page and "ZeroDivisionError" in page
+
+    # Somebody else sees none of it and cannot change it.
+    _, other = person(stack, "gus")
+    assert schedules_of(stack, other) == {}
+    tick_id = schedules_of(stack, session)["reports/tick.ipynb"]["id"]
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', scheduler_page(stack, other).text)
+    response = other.post(f"{stack.url}/services/scheduler/schedules/{tick_id}/delete",
+                          data={"_xsrf": xsrf.group(1)}, allow_redirects=False, timeout=30)
+    assert response.status_code == 404
+    assert "reports/tick.ipynb" in schedules_of(stack, session)
+
+    # The runs worked on the owner's files: back in their server, it is all there.
+    assert submit_profile(stack, session, user, "small").status_code == 302
+    wait_for_lab(stack, session, user)
+    assert read_file(session, stack.url, user, "ticks.txt").count("tick") >= 2
+    first = succeeded[0]
+    executed = session.get(f"{stack.url}/user/{user}/api/contents/{first['output']}",
+                           timeout=30).json()["content"]
+    assert executed["cells"][0]["outputs"][0]["text"].startswith("ticked ")
+    assert "finished" in read_file(session, stack.url, user, first["log"])
+

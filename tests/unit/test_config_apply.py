@@ -280,7 +280,7 @@ def test_idle_culler_runs_as_a_service_holding_its_own_role(configure):
 def test_no_idle_culler_when_the_timeout_is_zero(configure):
     c = configure(HUB_IDLE_TIMEOUT="0")
 
-    assert [service["name"] for service in c.JupyterHub.services] == ["scheduler"]
+    assert [service["name"] for service in c.JupyterHub.services] == ["scheduler", "reports"]
     assert c.JupyterHub.load_roles == [{"name": "admin", "users": ["admin"]}]
 
 
@@ -450,7 +450,7 @@ def test_init_and_check_work_without_jupyterhub_installed(tmp_path):
 
 
 def test_sharing_grants_exactly_the_scopes_the_share_dialog_needs(configure):
-    c = configure(HUB_SCHEDULED_RUNS="false")
+    c = configure(HUB_SCHEDULED_RUNS="false", HUB_REPORTS="false")
     assert c.JupyterHub.extra_user_scopes == {
         "shares!user", "read:users:name", "read:groups:name", "list:users", "list:groups",
     }
@@ -463,7 +463,7 @@ def test_sharing_grants_exactly_the_scopes_the_share_dialog_needs(configure):
 
 
 def test_sharing_off_grants_nothing_extra(configure):
-    c = configure(HUB_SHARING="false", HUB_SCHEDULED_RUNS="false")
+    c = configure(HUB_SHARING="false", HUB_SCHEDULED_RUNS="false", HUB_REPORTS="false")
     assert c.JupyterHub.extra_user_scopes == set()
     assert c.Spawner.oauth_client_allowed_scopes == []
 
@@ -500,10 +500,23 @@ def test_the_scheduler_service_and_what_its_runs_get(configure):
     assert "access:services!service=scheduler" in c.JupyterHub.extra_user_scopes
 
 
-@pytest.mark.parametrize("changes", [{"HUB_SCHEDULED_RUNS": "false"},
-                                     {"HUB_SPAWNER": "local"}])
-def test_no_scheduler_when_off_or_without_docker(configure, changes):
-    c = configure(**changes)
-    assert "scheduler" not in [s["name"] for s in c.JupyterHub.services]
-    assert not any("scheduler" in scope for scope in c.JupyterHub.extra_user_scopes)
+def test_the_reports_service(configure):
+    reports = service(configure(HUB_MEM_LIMIT="1G"), "reports")
+    assert reports["url"] == "http://hub:10102"
+    assert reports["command"][1:] == ["-m", "personal_hub.reports"]
+    assert json.loads(reports["environment"]["PERSONAL_HUB_REPORTS"]) == {
+        "image": "personal-jupyter-singleuser:latest", "data_dir": "/srv/jupyterhub",
+        "timezone": "Etc/UTC", "mem_limit": 1024**3, "pids_limit": 1024}
+
+
+@pytest.mark.parametrize(
+    ("changes", "names"),
+    [({"HUB_SCHEDULED_RUNS": "false"}, ["reports"]), ({"HUB_REPORTS": "false"}, ["scheduler"]),
+     ({"HUB_SPAWNER": "local"}, [])],
+)
+def test_page_services_when_on_and_with_docker(configure, changes, names):
+    c = configure(HUB_IDLE_TIMEOUT="0", **changes)
+    assert [s["name"] for s in c.JupyterHub.services] == names
+    assert {scope for scope in c.JupyterHub.extra_user_scopes if "services" in scope} == {
+        f"access:services!service={name}" for name in names}
 

@@ -409,6 +409,7 @@ NOT_DEFAULT = {
     "HUB_NAMED_SERVER_LIMIT": "3",
     "HUB_SHARING": "false",
     "HUB_SCHEDULED_RUNS": "false",
+    "HUB_REPORTS": "false",
     "HUB_SCHEDULED_RUN_TIMEOUT": "2h",
     "HUB_EGRESS": "none",
     "HUB_AI_MODEL": "none",
