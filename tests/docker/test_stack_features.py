@@ -15,7 +15,10 @@ HUB_AI_BASE_URL: a stub OpenAI-compatible server on the users' network). Then:
   the hub's model, without choosing anything;
 - scheduled runs: a notebook scheduled every minute runs twice while its owner's server
   is stopped, with the owner's files; a failing one shows its error; nobody else sees
-  or changes them.
+  or changes them;
+- a published report (an interactive table and a plotly chart) opens for another person
+  in a real browser while the owner's server is stopped, sandboxed; unpublished, it is
+  gone.
 """
 
 from __future__ import annotations
@@ -313,3 +316,69 @@ def test_scheduled_runs_while_the_server_is_stopped(stack):
     assert executed["cells"][0]["outputs"][0]["text"].startswith("ticked ")
     assert "finished" in read_file(session, stack.url, user, first["log"])
 
+
+
+# --- published reports --------------------------------------------------------------------
+
+REPORT_CELLS = (
+    "import pandas as pd\n"
+    "import plotly.express as px\n"
+    "cities = pd.DataFrame({'city': ['Oslo', 'Lima', 'Pune', 'Kyiv'], 'value': [3, 1, 2, 5]})\n"
+    "cities",
+    "px.bar(cities, x='city', y='value', title='by city')",
+)
+
+
+def reports_form(stack, session, path: str, **form: str) -> requests.Response:
+    page = session.get(f"{stack.url}/services/reports/", timeout=30)
+    assert page.status_code == 200 and "Publish" in page.text, page.text[-2000:]
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return session.post(f"{stack.url}/services/reports/{path}", data={"_xsrf": xsrf, **form},
+                        allow_redirects=False, timeout=120)
+
+
+def test_a_published_report_for_everyone_without_the_owners_server(stack, browser):  # noqa: F811
+    owner, session = person(stack, "hal")
+    assert submit_profile(stack, session, owner, "small").status_code == 302
+    wait_for_lab(stack, session, owner)
+    put_notebook(stack, session, owner, "sales.ipynb", notebook(*REPORT_CELLS))
+    # The owner runs it in their server, as they would in JupyterLab, and saves it.
+    run(["docker", "exec", "-w", "/home/jovyan", container_of(owner), "jupyter", "nbconvert",
+         "--to", "notebook", "--execute", "--inplace", "sales.ipynb"], timeout=300)
+
+    refused = reports_form(stack, session, "publish", notebook="missing.ipynb", name="x")
+    assert refused.status_code == 400 and "no notebook missing.ipynb" in refused.text
+    published = reports_form(stack, session, "publish", notebook="sales.ipynb", name="q4",
+                             hide_code="1")
+    assert published.status_code == 302, published.text[-2000:]
+    response = api(session, "DELETE", f"{stack.url}/hub/api/users/{owner}/server")
+    assert response.status_code in (202, 204)
+
+    # Somebody else, in a real browser, with no access to the owner's server.
+    page = browser.new_person()
+    viewer = f"{stack.prefix}ivy"
+    log_in(page, stack.url, viewer, stack.env_file()["JUPYTER_PASSWORD"])
+    page.wait_for_url(lambda address: "/hub/login" not in address)
+    url = f"{stack.url}/services/reports/view/{owner}/q4/"
+    answer = page.goto(url)
+    assert answer.status == 200
+    assert "sandbox allow-scripts" in answer.headers["content-security-policy"]
+    # The table is interactive (DataTables' search box filters it), the chart is plotly's.
+    search = page.locator("input[type=search]").first
+    search.wait_for(timeout=TIMEOUT_MS)
+    table = page.locator("table.dataTable tbody tr")
+    assert table.count() == 4
+    search.fill("Pune")
+    wait_for(lambda: table.count() == 1, timeout=10, what="the table to filter")
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+    assert "px.bar" not in page.content()  # published without its code
+    # Its scripts run in an origin of their own: no cookie of the hub for them.
+    cookie = page.evaluate("() => { try { return document.cookie } "
+                           "catch (error) { return 'blocked: ' + error.name } }")
+    assert cookie.startswith("blocked"), cookie
+    listing = page.goto(f"{stack.url}/services/reports/")
+    assert f"{owner}/q4" in page.content() and listing.status == 200
+
+    # Unpublished: gone for everyone.
+    assert reports_form(stack, session, "unpublish/q4").status_code == 302
+    assert page.goto(url).status == 404
