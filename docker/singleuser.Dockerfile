@@ -85,12 +85,14 @@ ENV LITELLM_LOCAL_MODEL_COST_MAP=True \
 #   * ContentsManager: hidden files reachable, and the hide_globs list, exactly as
 #     Jupyternaut's link step sets them at start; it now links on first use, so they are
 #     set here for the file API to be the same before and after the assistant loads.
-# - /usr/local/etc/jupyter/jupyter_server_config.py: the AI assistant's model as the hub
-#   sets it (HUB_AI_MODEL, HUB_AI_BASE_URL: personal_hub_assistant), at every start.
+# - /usr/local/etc/jupyter/jupyter_server_config.py, at every start: the AI assistant's
+#   model as the hub sets it (HUB_AI_MODEL, HUB_AI_BASE_URL: personal_hub_assistant), and
+#   a git name and e-mail for a person who has none (personal_hub_git; the Git panel's
+#   first commit needs them).
 # - /etc/ipython: every kernel turns on interactive DataFrame previews (lazily), and
 #   finds the team's database connections by name (team_data, HUB_DATA_CONNECTIONS).
 # - lab settings overrides: no news feed and no update checks (requests to the internet).
-COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py docker/singleuser/personal_hub_deferred.py docker/singleuser/personal_hub_assistant.py docker/singleuser/team_data.py /tmp/personal-hub/
+COPY --chown=${NB_UID}:${NB_GID} docker/singleuser/personal_hub_guard.py docker/singleuser/personal_hub_deferred.py docker/singleuser/personal_hub_assistant.py docker/singleuser/personal_hub_git.py docker/singleuser/team_data.py /tmp/personal-hub/
 COPY docker/singleuser/jupyter_server_config.json docker/singleuser/jupyter_server_config.py /usr/local/etc/jupyter/
 COPY docker/singleuser/personal_hub_guard.json docker/singleuser/personal_hub_deferred.json /usr/local/etc/jupyter/jupyter_server_config.d/
 RUN purelib="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \

@@ -33,6 +33,8 @@ from .orphans import SERVER_LABEL
 from .profiles import Profile, chosen_profile, options_form
 from .variables import default_value
 
+# git's e-mail address for a user who set none (RFC 2606: a domain that never exists).
+PLACEHOLDER_MAIL_DOMAIN = "personal-hub.invalid"
 # Docker's answer to a GPU request on a host without a GPU runtime.
 NO_GPU_DRIVER = "could not select device driver"
 # What the single-user image's jupyter_server_config.py reads (docker/singleuser).
@@ -205,9 +207,13 @@ class PersonalSpawner(LoggingConfigurable):
 
     def user_environment(self) -> dict[str, str]:
         """Extra environment of the user's server: TZ, the AI keys that are set, the
-        assistant's model and the team's connections (see `server_environment`)."""
-        return server_environment(self.timezone, self.ai_api_keys, self.data_connections,
-                                  self.ai_model, self.ai_base_url)
+        assistant's model and the team's connections (see `server_environment`), and
+        an e-mail address for git until the user sets one (`EMAIL` is git's fallback
+        for user.email; without any, the Git panel's first commit fails)."""
+        env = server_environment(self.timezone, self.ai_api_keys, self.data_connections,
+                                 self.ai_model, self.ai_base_url)
+        env["EMAIL"] = f"{self.user.name}@{PLACEHOLDER_MAIL_DOMAIN}"
+        return env
 
     def get_env(self):
         env = super().get_env()

@@ -288,7 +288,7 @@ def call(method, path, body=None):
 os.makedirs("/home/jovyan/project", exist_ok=True)
 with open("/home/jovyan/project/analysis.py", "w") as file:
     file.write("print(42)\n")
-call("POST", "/git/project/init", {})
+init = call("POST", "/git/project/init", {})
 status = call("POST", "/git/project/status", {})
 print(json.dumps({"status": status, "metrics": call("GET", "/api/metrics/v1")}))
 """
@@ -302,7 +302,9 @@ def test_git_and_the_containers_limits_in_the_lab(built, offline_network):
     limit = 1536 * 1024**2
     run(["docker", "run", "-d", "--name", name, "--network", offline_network,
          "--memory", str(limit), "--cpus", "1.5", "-e", f"MEM_LIMIT={limit}",
-         "-e", "CPU_LIMIT=1.5", built["tag"], "start-notebook.py",
+         # as the hub sets them
+         "-e", "CPU_LIMIT=1.5", "-e", "EMAIL=ann@personal-hub.invalid", "-e", "JUPYTERHUB_USER=ann",
+         built["tag"], "start-notebook.py",
          f"--IdentityProvider.token={TOKEN}"])
     try:
         wait_for(lambda: "Jupyter Server" in container_logs(name, tail="all")
@@ -312,6 +314,10 @@ def test_git_and_the_containers_limits_in_the_lab(built, offline_network):
                                  TOKEN]).stdout.strip().splitlines()[-1])
         status = result["status"]
         assert status["code"] == 0, status
+        # The first commit (jupyterlab-git's init makes one) has the hub user's identity.
+        author = run(["docker", "exec", "-w", "/home/jovyan/project", name, "git", "log",
+                      "--format=%an <%ae>"]).stdout.strip()
+        assert author == "ann <ann@personal-hub.invalid>"
         assert [(f["to"], f["status"]) for f in status["files"]] == [("analysis.py", "untracked")]
         metrics = result["metrics"]
         assert metrics["limits"]["memory"]["rss"] == limit

@@ -494,3 +494,8 @@ async def test_team_connections_reach_every_server(spawn):
     }
     assert DATA_CONNECTIONS_VARIABLE not in (await spawn("bob"))["environment"]
 
+
+async def test_git_gets_an_email_address_until_the_user_sets_one(spawn):
+    environment = (await spawn("bob.smith"))["environment"]
+    assert environment["EMAIL"] == "bob.smith@personal-hub.invalid"
+
