@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .schedules import ScheduleError, notebook_path
 
@@ -379,28 +379,22 @@ def make_app(publisher: Publisher, prefix: str):
 def main() -> int:
     import docker
 
-    def log(message: str) -> None:
-        print(f"personal-hub reports: {message}", file=sys.stderr, flush=True)
+    from .hubservice import logger, serve, service_prefix
 
+    log = logger("reports")
     try:
         settings = RenderSettings.from_environ()
     except (KeyError, ValueError, TypeError) as error:
         log(f"no render settings ({SETTINGS_VARIABLE}): {type(error).__name__}")
         return 2
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/reports/")
-    port = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:10102")).port
+    prefix = service_prefix()
     client = docker.from_env()
     for container in client.containers.list(all=True, filters={"label": RENDER_LABEL}):
         container.remove(force=True)  # renders under way when the service stopped
     publisher = Publisher(settings, client, f"{prefix}static/")
     os.makedirs(publisher.library.root, exist_ok=True)
-
-    async def serve() -> None:
-        make_app(publisher, prefix).listen(port, "0.0.0.0")
-        log(f"listening on port {port}, {len(publisher.library.reports())} reports")
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    log(f"{len(publisher.library.reports())} reports")
+    serve(make_app(publisher, prefix))
     return 0
 
 

@@ -24,7 +24,6 @@ import sys
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .schedules import (
@@ -374,9 +373,9 @@ def make_app(scheduler: Scheduler, prefix: str):
 def main() -> int:
     import docker
 
-    def log(message: str) -> None:
-        print(f"personal-hub scheduler: {message}", file=sys.stderr, flush=True)
+    from .hubservice import logger, serve, service_prefix
 
+    log = logger("scheduler")
     try:
         settings = RunSettings.from_environ()
     except (KeyError, ValueError, TypeError) as error:
@@ -384,15 +383,8 @@ def main() -> int:
         return 2
     scheduler = Scheduler(settings, docker.from_env(), log)
     scheduler.recover()
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/scheduler/")
-    port = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:10101")).port
-
-    async def serve() -> None:
-        make_app(scheduler, prefix).listen(port, "0.0.0.0")
-        log(f"listening on port {port}, {len(scheduler.schedules)} schedules")
-        await scheduler.loop()
-
-    asyncio.run(serve())
+    log(f"{len(scheduler.schedules)} schedules")
+    serve(make_app(scheduler, service_prefix()), scheduler.loop)
     return 0
 
 

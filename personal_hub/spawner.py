@@ -34,7 +34,10 @@ from .profiles import Profile, chosen_profile, options_form
 from .variables import default_value
 
 # git's e-mail address for a user who set none (RFC 2606: a domain that never exists).
+GIT_EMAIL_VARIABLE = "EMAIL"
 PLACEHOLDER_MAIL_DOMAIN = "personal-hub.invalid"
+# The OpenAI clients' (and LiteLLM's) API address.
+OPENAI_BASE_URL_VARIABLE = "OPENAI_BASE_URL"
 # Docker's answer to a GPU request on a host without a GPU runtime.
 NO_GPU_DRIVER = "could not select device driver"
 # What the single-user image's jupyter_server_config.py reads (docker/singleuser).
@@ -58,7 +61,7 @@ def server_environment(timezone: str, ai_api_keys: dict[str, str],
     if ai_base_url:
         env[AI_BASE_URL_VARIABLE] = ai_base_url
         # The OpenAI clients in users' own code (and LiteLLM) use the same server.
-        env["OPENAI_BASE_URL"] = ai_base_url
+        env[OPENAI_BASE_URL_VARIABLE] = ai_base_url
     return env
 
 
@@ -212,7 +215,7 @@ class PersonalSpawner(LoggingConfigurable):
         for user.email; without any, the Git panel's first commit fails)."""
         env = server_environment(self.timezone, self.ai_api_keys, self.data_connections,
                                  self.ai_model, self.ai_base_url)
-        env["EMAIL"] = f"{self.user.name}@{PLACEHOLDER_MAIL_DOMAIN}"
+        env[GIT_EMAIL_VARIABLE] = f"{self.user.name}@{PLACEHOLDER_MAIL_DOMAIN}"
         return env
 
     def get_env(self):
