@@ -36,3 +36,21 @@ def serve(app, background: Callable[[], Awaitable[None]] | None = None,
 
 def service_prefix(environ=os.environ) -> str:
     return environ[PREFIX_VARIABLE]
+
+
+def application(handlers: list):
+    """The service's tornado application: forms carry an XSRF token (HubOAuth makes it
+    the hub's kind, scoped to the service's prefix)."""
+    from tornado import web
+
+    return web.Application(handlers, cookie_secret=os.urandom(32), xsrf_cookies=True)
+
+
+def settings_from_environ(load: Callable, variable: str, log: Callable[[str], None]):
+    """The settings the hub passed in `variable`, or None (said in the log) without them."""
+    try:
+        return load()
+    except (KeyError, ValueError, TypeError) as error:
+        log(f"no settings in {variable}: {type(error).__name__}")
+        return None
+

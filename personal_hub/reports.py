@@ -299,6 +299,8 @@ def make_app(publisher: Publisher, prefix: str):
     from jupyterhub.utils import url_path_join
     from tornado import web
 
+    from .hubservice import application
+
     library = publisher.library
 
     class Handler(HubOAuthenticated, web.RequestHandler):
@@ -362,30 +364,24 @@ def make_app(publisher: Publisher, prefix: str):
             self.set_header("Cache-Control", "public, max-age=86400")
             self.finish(data)
 
-    return web.Application(
-        [
-            (prefix, Index),
-            (url_path_join(prefix, "publish"), Publish),
-            (url_path_join(prefix, r"unpublish/([a-z0-9-]+)"), Unpublish),
-            (url_path_join(prefix, r"view/([^/]+)/([a-z0-9-]+)/?"), View),
-            (url_path_join(prefix, r"static/(.+)"), Asset),
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-        ],
-        cookie_secret=os.urandom(32),
-        xsrf_cookies=True,
-    )
+    return application([
+        (prefix, Index),
+        (url_path_join(prefix, "publish"), Publish),
+        (url_path_join(prefix, r"unpublish/([a-z0-9-]+)"), Unpublish),
+        (url_path_join(prefix, r"view/([^/]+)/([a-z0-9-]+)/?"), View),
+        (url_path_join(prefix, r"static/(.+)"), Asset),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+    ])
 
 
 def main() -> int:
     import docker
 
-    from .hubservice import logger, serve, service_prefix
+    from .hubservice import logger, serve, service_prefix, settings_from_environ
 
     log = logger("reports")
-    try:
-        settings = RenderSettings.from_environ()
-    except (KeyError, ValueError, TypeError) as error:
-        log(f"no render settings ({SETTINGS_VARIABLE}): {type(error).__name__}")
+    settings = settings_from_environ(RenderSettings.from_environ, SETTINGS_VARIABLE, log)
+    if settings is None:
         return 2
     prefix = service_prefix()
     client = docker.from_env()

@@ -312,6 +312,8 @@ def make_app(scheduler: Scheduler, prefix: str):
     from jupyterhub.utils import url_path_join
     from tornado import web
 
+    from .hubservice import application
+
     class Handler(HubOAuthenticated, web.RequestHandler):
         def user(self) -> str:
             return self.get_current_user()["name"]
@@ -356,30 +358,23 @@ def make_app(scheduler: Scheduler, prefix: str):
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps([s.as_json() for s in scheduler.of(self.user())]))
 
-    return web.Application(
-        [
-            (prefix, Home),
-            (url_path_join(prefix, "schedules"), Add),
-            (url_path_join(prefix, r"schedules/([0-9a-f]{12})/(delete|run)"), Change),
-            (url_path_join(prefix, "api/schedules"), Api),
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-        ],
-        cookie_secret=os.urandom(32),
-        xsrf_cookies=True,
-        login_url=url_path_join(prefix, "oauth_start"),  # replaced by HubOAuth's redirect
-    )
+    return application([
+        (prefix, Home),
+        (url_path_join(prefix, "schedules"), Add),
+        (url_path_join(prefix, r"schedules/([0-9a-f]{12})/(delete|run)"), Change),
+        (url_path_join(prefix, "api/schedules"), Api),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+    ])
 
 
 def main() -> int:
     import docker
 
-    from .hubservice import logger, serve, service_prefix
+    from .hubservice import logger, serve, service_prefix, settings_from_environ
 
     log = logger("scheduler")
-    try:
-        settings = RunSettings.from_environ()
-    except (KeyError, ValueError, TypeError) as error:
-        log(f"no run settings ({SETTINGS_VARIABLE}): {type(error).__name__}")
+    settings = settings_from_environ(RunSettings.from_environ, SETTINGS_VARIABLE, log)
+    if settings is None:
         return 2
     scheduler = Scheduler(settings, docker.from_env(), log)
     scheduler.recover()

@@ -178,3 +178,18 @@ def progress_messages(session: requests.Session, url: str, name: str) -> list[st
             break
     stream.close()
     return messages
+
+
+IMAGE_MODULES = Path(__file__).resolve().parents[1] / "docker/singleuser"
+
+
+def image_module(name: str):
+    """A module the single-user image installs (docker/singleuser/<name>.py), imported
+    from the checkout under its own name."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, IMAGE_MODULES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+

@@ -3,7 +3,6 @@ the hub's model reaches Jupyternaut, and leaves the user's settings when the hub
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,16 +10,12 @@ import pytest
 from traitlets.config import Config
 
 from personal_hub.spawner import AI_BASE_URL_VARIABLE, AI_MODEL_VARIABLE
-
-MODULE = Path(__file__).resolve().parents[2] / "docker/singleuser/personal_hub_assistant.py"
+from tests.helpers import image_module
 
 
 @pytest.fixture(scope="module")
 def assistant():
-    spec = importlib.util.spec_from_file_location("personal_hub_assistant", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return image_module("personal_hub_assistant")
 
 
 def test_the_image_reads_the_variables_the_spawner_sets(assistant):

@@ -3,22 +3,18 @@ once, and never changes what the person set (docker/singleuser/personal_hub_git.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[2] / "docker/singleuser/personal_hub_git.py"
+from tests.helpers import image_module
 
 
 @pytest.fixture(scope="module")
 def git_identity():
-    spec = importlib.util.spec_from_file_location("personal_hub_git", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return image_module("personal_hub_git")
 
 
 def config(home: Path, key: str) -> str:

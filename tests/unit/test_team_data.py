@@ -4,7 +4,6 @@ module that turns them into a jupysql connections file and SQLAlchemy engines.""
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,18 +13,15 @@ from sqlalchemy.engine import make_url
 
 from personal_hub.parsers import Connections, Invalid
 from personal_hub.spawner import DATA_CONNECTIONS_VARIABLE
+from tests.helpers import image_module
 
-MODULE = Path(__file__).resolve().parents[2] / "docker/singleuser/team_data.py"
 PASSWORD = "te%am@pw:1/x"  # everything that must be percent-encoded in a URL
 ENCODED = "te%25am%40pw%3A1%2Fx"
 
 
 @pytest.fixture(scope="module")
 def team_data():
-    spec = importlib.util.spec_from_file_location("team_data", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return image_module("team_data")
 
 
 def test_connections_as_written_in_stack_env():
