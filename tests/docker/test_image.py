@@ -318,7 +318,7 @@ def test_git_and_the_containers_limits_in_the_lab(built, offline_network):
         author = run(["docker", "exec", "-w", "/home/jovyan/project", name, "git", "log",
                       "--format=%an <%ae>"]).stdout.strip()
         assert author == "ann <ann@personal-hub.invalid>"
-        assert [(f["to"], f["status"]) for f in status["files"]] == [("analysis.py", "untracked")]
+        assert [(f["to"], f["x"], f["y"]) for f in status["files"]] == [("analysis.py", "?", "?")]
         metrics = result["metrics"]
         assert metrics["limits"]["memory"]["rss"] == limit
         assert 0 < metrics["rss"] < limit

@@ -23,7 +23,9 @@ HUB_AI_BASE_URL: a stub OpenAI-compatible server on the users' network). Then:
 
 from __future__ import annotations
 
+import html
 import re
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -39,8 +41,6 @@ from tests.docker.conftest import (  # noqa: F401 - standins is a fixture used b
 from tests.docker.test_image_startup import STUB_MODEL
 from tests.docker.test_stack import api, container_exists, hub_healthy, read_file, write_file
 from tests.docker.test_stack_browser import (  # noqa: F401 - browser is a fixture
-    CHROMIUM_ARGS,
-    EXPOSE_JUPYTERLAB_APP,
     TIMEOUT_MS,
     browser,
     log_in,
@@ -93,8 +93,10 @@ def spawn_page(stack, session, user: str, server: str = "") -> requests.Response
 def submit_profile(stack, session, user: str, profile: str, server: str = ""):
     """Pick a profile on the spawn page and press Start, as a browser does."""
     page = spawn_page(stack, session, user, server)
-    xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text).group(1)
-    return session.post(page.url, data={"_xsrf": xsrf, "profile": profile},
+    # The form posts to its own URL with the XSRF token in the query.
+    action = html.unescape(re.search(r'<form[^>]*id="spawn_form"[^>]*action="([^"]+)"',
+                                     page.text, re.S).group(1))
+    return session.post(urljoin(page.url, action), data={"profile": profile},
                         allow_redirects=False, timeout=60)
 
 
@@ -199,20 +201,19 @@ def test_a_gpu_profile_without_gpus_says_so(stack):
 def test_the_assistant_answers_with_the_hubs_model_in_the_browser(stack, browser):  # noqa: F811
     page = browser.new_person()
     user = f"{stack.prefix}eve"
-    page.add_init_script(EXPOSE_JUPYTERLAB_APP)
     log_in(page, stack.url, user, stack.env_file()["JUPYTER_PASSWORD"])
     # The spawn page: the first profile is pre-selected; Start.
     page.wait_for_selector("input#profile-small:checked")
     page.click("input[type=submit], button[type=submit]")
     page.wait_for_url(f"**/user/{user}/lab**", timeout=TIMEOUT_MS)
-    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=TIMEOUT_MS)
-    page.evaluate("() => window.jupyterapp.commands.execute('jupyterlab-chat:create',"
-                  " {name: 'ask.chat'})")
-    box = page.locator(".jp-chat-input-container textarea, .jp-chat-input-container "
-                       "[contenteditable=true]").first
+    page.wait_for_selector(".jp-LauncherCard", timeout=TIMEOUT_MS)
+    # A new chat from the launcher, as a person opens one; Jupyternaut is the chat input's
+    # chosen persona; nobody picked a model.
+    page.locator(".jp-LauncherCard", has_text="Chat").first.click()
+    box = page.locator(".jp-chat-input-container textarea").first
     box.wait_for(timeout=TIMEOUT_MS)
     box.click()
-    page.keyboard.type("@Jupyternaut ping")
+    page.keyboard.type("ping")
     page.keyboard.press("Enter")
     try:
         page.get_by_text("pong from the stub model").first.wait_for(timeout=TIMEOUT_MS)
