@@ -271,6 +271,7 @@ def reports_service(settings: Settings) -> dict:
     render_settings = {
         "image": settings.singleuser_image,
         "data_dir": settings.data_dir,
+        "network": settings.docker_network,
         "timezone": settings.timezone,
         "mem_limit": settings.mem_limit_bytes,
         "pids_limit": settings.pids_limit,

@@ -99,6 +99,7 @@ class Report:
 class RenderSettings:
     image: str
     data_dir: str
+    network: str  # the users' network: names this hub's render containers (they have none)
     timezone: str = "UTC"
     mem_limit: int | None = None
     pids_limit: int | None = None
@@ -133,7 +134,7 @@ def render_container(settings: RenderSettings, notebook: str, hide_code: bool,
         "network_mode": "none",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
-        "labels": {RENDER_LABEL: "1"},
+        "labels": {RENDER_LABEL: settings.network},
     }
     if settings.mem_limit:
         arguments["mem_limit"] = arguments["memswap_limit"] = settings.mem_limit
@@ -385,8 +386,10 @@ def main() -> int:
         return 2
     prefix = service_prefix()
     client = docker.from_env()
-    for container in client.containers.list(all=True, filters={"label": RENDER_LABEL}):
-        container.remove(force=True)  # renders under way when the service stopped
+    # Renders under way when the service stopped (this hub's only).
+    mine = {"label": f"{RENDER_LABEL}={settings.network}"}
+    for container in client.containers.list(all=True, filters=mine):
+        container.remove(force=True)
     publisher = Publisher(settings, client, f"{prefix}static/")
     os.makedirs(publisher.library.root, exist_ok=True)
     log(f"{len(publisher.library.reports())} reports")

@@ -183,8 +183,9 @@ class Scheduler:
     def recover(self) -> None:
         """After a restart: runs that were under way are over (their containers are
         removed); they are marked interrupted."""
-        for container in self.docker.containers.list(all=True,
-                                                      filters={"label": RUN_LABEL}):
+        # This hub's runs only: another hub on the same engine has another network.
+        mine = {"label": RUN_LABEL, "network": self.settings.network}
+        for container in self.docker.containers.list(all=True, filters=mine):
             container.remove(force=True)
         for schedule in self.schedules:
             for run in schedule.runs:

@@ -506,7 +506,8 @@ def test_the_reports_service(configure):
     assert reports["command"][1:] == ["-m", "personal_hub.reports"]
     assert json.loads(reports["environment"]["PERSONAL_HUB_REPORTS"]) == {
         "image": "personal-jupyter-singleuser:latest", "data_dir": "/srv/jupyterhub",
-        "timezone": "Etc/UTC", "mem_limit": 1024**3, "pids_limit": 1024}
+        "network": "jupyterhub-net", "timezone": "Etc/UTC", "mem_limit": 1024**3,
+        "pids_limit": 1024}
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from personal_hub.reports import (
 )
 
 SETTINGS = RenderSettings(image="my/notebook:1", data_dir="/srv/jupyterhub",
-                          mem_limit=1024**3, pids_limit=512)
+                          network="jupyterhub-net", mem_limit=1024**3, pids_limit=512)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,7 @@ def test_the_render_container_reads_the_home_and_reaches_nothing():
     assert arguments["volumes"] == {"jupyterhub-user-ann": {"bind": "/home/jovyan",
                                                             "mode": "ro"}}
     assert arguments["network_mode"] == "none"
+    assert arguments["labels"] == {"personal-hub.render": "jupyterhub-net"}  # this hub's
     assert arguments["cap_drop"] == ["ALL"]
     assert arguments["security_opt"] == ["no-new-privileges:true"]
     assert arguments["mem_limit"] == arguments["memswap_limit"] == 1024**3

@@ -184,12 +184,17 @@ class Docker:
     def __init__(self, container: Container):
         self.container = container
         self.ran: list[dict] = []
-        self.containers = SimpleNamespace(run=self.run, list=lambda **kw: [])
+        self.listed: list[dict] = []
+        self.containers = SimpleNamespace(run=self.run, list=self.list)
         self.api = SimpleNamespace(inspect_container=lambda i: {"State": {"OOMKilled": False}})
 
     def run(self, **arguments):
         self.ran.append(arguments)
         return self.container
+
+    def list(self, **arguments):
+        self.listed.append(arguments)
+        return []
 
 
 def scheduler(tmp_path, container: Container) -> Scheduler:
@@ -238,6 +243,9 @@ async def test_runs_under_way_when_the_scheduler_stopped_are_marked(tmp_path):
     again = scheduler(tmp_path, Container())
     again.recover()
     assert again.of("ann")[0].runs[0].status == "interrupted"
+    # Only this hub's run containers are looked for (another hub has another network).
+    assert again.docker.listed == [{"all": True, "filters": {
+        "label": RUN_LABEL, "network": "jupyterhub-net"}}]
 
 
 def test_a_limit_of_schedules_per_person(tmp_path):
