@@ -48,24 +48,27 @@ try:
     from nbconvert import HTMLExporter
     notebook = nbformat.read(os.path.join(os.environ["HOME"], path), as_version=4)
     assets = {}
-    plotly = "application/vnd.plotly.v1+json"
-    has_plotly = any(plotly in o.get("data", {}) for c in notebook.cells
+    figure_type = "application/vnd.plotly.v1+json"
+    has_plotly = any(figure_type in o.get("data", {}) for c in notebook.cells
                      for o in c.get("outputs", ()))
     head = ""
     if has_plotly:
-        import plotly, plotly.io
+        import plotly
+        import plotly.io
         from plotly.offline import get_plotlyjs
         name = f"plotly/{plotly.__version__}/plotly.min.js"
         assets[name] = get_plotlyjs()
         head = f'<script src="{static}{name}"></script>'
         for cell in notebook.cells:
             for output in cell.get("outputs", ()):
-                figure = output.get("data", {}).pop(plotly, None)
+                figure = output.get("data", {}).pop(figure_type, None)
                 if figure is not None:
                     output["data"]["text/html"] = plotly.io.to_html(
                         figure, include_plotlyjs=False, full_html=False)
+    # Nothing from the internet: no require.js or MathJax from a CDN, no widget manager.
     exporter = HTMLExporter(template_name="lab", exclude_input=hide_code,
-                            exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
+                            exclude_input_prompt=hide_code, exclude_output_prompt=hide_code,
+                            require_js_url="", mathjax_url="", widget_renderer_url="")
     body, _ = exporter.from_notebook_node(notebook)
     served = re.compile("['\"][^'\"]*/static/personal-hub/(itables/[^/'\"]+)/"
                         "(dt_bundle\\.(?:js|css))['\"]")
@@ -75,6 +78,7 @@ try:
         with open(source) as file:
             assets[f"{folder}/{name}"] = file.read()
     body = served.sub(lambda m: f"'{static}{m.group(1)}/{m.group(2)}'", body)
+    body = re.sub(r'<script src="">\s*</script>', "", body)  # the CDN scripts left out
     body = body.replace("</head>", head + "</head>", 1)
     print(json.dumps({"html": body, "assets": assets}))
 except Exception as error:
