@@ -227,6 +227,10 @@ def test_the_assistant_answers_with_the_hubs_model_in_the_browser(stack, browser
     box = page.locator(".jp-chat-input-container textarea").first
     box.wait_for(timeout=TIMEOUT_MS)
     keep_waiting_while_it_loads(page)
+    # A moment before asking, as a person takes: a message sent in the first second or
+    # two after the very first chat has loaded is not routed to Jupyternaut (jupyter-ai
+    # 3.2's router; seen with a stand-alone server too, documented as a known issue).
+    page.wait_for_timeout(3000)
     box.click()
     page.keyboard.type("ping")
     page.keyboard.press("Enter")
