@@ -309,6 +309,7 @@ def process_gone(pid: int) -> bool:
 
 def start_engine(argv: list[str], cwd: str) -> None:
     log = Path(cwd, Path(argv[argv.index("--config-file") + 1]).parent, "dockerd.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
         subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                          start_new_session=True)
