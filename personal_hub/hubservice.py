@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 # Set by JupyterHub for every hub-managed service with a URL.
 PREFIX_VARIABLE = "JUPYTERHUB_SERVICE_PREFIX"
 URL_VARIABLE = "JUPYTERHUB_SERVICE_URL"
+# The services' own pages: nothing from elsewhere, never in a frame.
+PAGE_POLICY = "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def logger(name: str) -> Callable[[str], None]:

@@ -304,7 +304,7 @@ def make_app(publisher: Publisher, prefix: str):
     from jupyterhub.utils import url_path_join
     from tornado import web
 
-    from .hubservice import application
+    from .hubservice import PAGE_POLICY, application
 
     library = publisher.library
 
@@ -314,8 +314,7 @@ def make_app(publisher: Publisher, prefix: str):
 
         def show(self, error: str = "", status: int = 200) -> None:
             self.set_status(status)
-            self.set_header("Content-Security-Policy", "default-src 'self'; "
-                            "style-src 'unsafe-inline'; frame-ancestors 'none'")
+            self.set_header("Content-Security-Policy", PAGE_POLICY)
             self.finish(index_page(self.user(), library.reports(self.user()),
                                    library.reports(), prefix, self.xsrf_form_html(), error))
 

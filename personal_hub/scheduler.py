@@ -313,7 +313,7 @@ def make_app(scheduler: Scheduler, prefix: str):
     from jupyterhub.utils import url_path_join
     from tornado import web
 
-    from .hubservice import application
+    from .hubservice import PAGE_POLICY, application
 
     class Handler(HubOAuthenticated, web.RequestHandler):
         def user(self) -> str:
@@ -324,8 +324,7 @@ def make_app(scheduler: Scheduler, prefix: str):
 
         def show(self, error: str = "", status: int = 200) -> None:
             self.set_status(status)
-            self.set_header("Content-Security-Policy", "default-src 'self'; "
-                            "style-src 'unsafe-inline'; frame-ancestors 'none'")
+            self.set_header("Content-Security-Policy", PAGE_POLICY)
             self.finish(page(self.user(), scheduler.of(self.user()), self.server_prefix(),
                              self.xsrf_form_html(), error))
 
