@@ -178,6 +178,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if settings.uses_postgres and not wait_for_database(settings):
+        return 1
+    if settings.spawner == "swarm":
+        problem = users_network_problem(settings)
+        if problem:
+            print(f"HUB_DOCKER_NETWORK: {problem}", file=sys.stderr)
+            print("The hub was not started.", file=sys.stderr)
+            return 1
     if settings.spawner == "docker":
         remove_orphaned_servers(settings)
     print(f"Starting JupyterHub at {settings.bind_url} (data in {data_dir})", flush=True)
@@ -185,6 +193,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.chdir(data_dir)
     start_jupyterhub(["-f", config_path(), *args.jupyterhub_args], environ)
     return 0  # not reached
+
+
+# How long the hub waits for PostgreSQL to accept connections when it starts: on Swarm
+# nothing orders the services' starts, and a restarted database takes a while.
+DATABASE_WAIT_SECONDS = 120
+
+
+def wait_for_database(settings, timeout: float = DATABASE_WAIT_SECONDS) -> bool:
+    """Until PostgreSQL's port accepts connections (one line while waiting, one clear
+    line if it never does); whether it does."""
+    import socket
+
+    address = (settings.postgres_host, settings.postgres_port)
+    deadline, said = time.monotonic() + timeout, False
+    while True:
+        try:
+            with socket.create_connection(address, timeout=3):
+                return True
+        except OSError as error:
+            if time.monotonic() >= deadline:
+                print(f"POSTGRES_HOST: PostgreSQL at {address[0]}:{address[1]} did not answer "
+                      f"within {timeout:.0f} s ({error.strerror or error}). Fix: start the "
+                      "database (./hub up starts it) or correct POSTGRES_HOST/POSTGRES_PORT.",
+                      file=sys.stderr)
+                return False
+            if not said:
+                print(f"personal-hub: waiting for PostgreSQL at {address[0]}:{address[1]}",
+                      file=sys.stderr, flush=True)
+                said = True
+            time.sleep(1)
+
+
+def users_network_problem(settings) -> str | None:
+    """On Swarm: what is wrong with the users' overlay network for HUB_EGRESS, if anything."""
+    import docker
+
+    from .swarm import network_problem
+
+    client = docker.from_env()
+    try:
+        try:
+            network = client.api.inspect_network(settings.docker_network)
+        except docker.errors.NotFound:
+            network = None
+        return network_problem(network, settings.docker_network, settings.egress)
+    except docker.errors.DockerException as error:
+        return f"could not look at it: {error}"
+    finally:
+        client.close()
 
 
 def remove_orphaned_servers(settings) -> None:
@@ -302,10 +359,11 @@ def with_hub_settings(args: argparse.Namespace, what: str, action) -> int:
 
 
 def cmd_revoke_logins(args: argparse.Namespace) -> int:
-    from .revoke import revoke_logins, stop_docker_server, stop_local_server
+    from .revoke import revoke_logins, stop_docker_server, stop_local_server, stop_swarm_server
 
     def revoke(settings) -> str:
-        stop = stop_docker_server if settings.spawner == "docker" else stop_local_server
+        stop = {"docker": stop_docker_server, "swarm": stop_swarm_server,
+                "local": stop_local_server}[settings.spawner]
         return revoke_logins(settings.database_url(), settings.data_dir, stop).summary()
 
     return with_hub_settings(args, "revoke logins", revoke)
@@ -399,6 +457,7 @@ def cmd_stack_down(args: argparse.Namespace) -> int:
 def cmd_stack_rotate(args: argparse.Namespace) -> int:
     require_env_file(args, "rotate")
     commands = stack_commands(args)
+    commands.require_compose("rotate")
     commands.require_running()
     if cmd_rotate_password(args):
         return 1
@@ -414,6 +473,7 @@ def default_backup_name(project: str, now: float | None = None) -> str:
 def cmd_stack_backup(args: argparse.Namespace) -> int:
     require_env_file(args, "back up")
     commands = stack_commands(args)
+    commands.require_compose("backup")
     commands.backup(Path(args.file or default_backup_name(commands.stack.project)))
     return 0
 
@@ -421,6 +481,7 @@ def cmd_stack_backup(args: argparse.Namespace) -> int:
 def cmd_stack_upgrade(args: argparse.Namespace) -> int:
     require_env_file(args, "upgrade")
     commands = stack_commands(args)
+    commands.require_compose("upgrade")
     name = args.backup or default_backup_name(commands.stack.project).replace(
         ".tar.gz", "-before-upgrade.tar.gz")
     commands.upgrade(Path(name))
@@ -428,7 +489,9 @@ def cmd_stack_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_stack_restore(args: argparse.Namespace) -> int:
-    stack_commands(args, required=False).restore(Path(args.file))
+    commands = stack_commands(args, required=False)
+    commands.require_compose("restore")
+    commands.restore(Path(args.file))
     return 0
 
 
@@ -444,7 +507,9 @@ def cmd_stack_compose(args: argparse.Namespace) -> int:
         del compose_args[0]
     if not compose_args:
         raise StackError("name a docker compose command, e.g. ./hub compose ps")
-    return stack_commands(args).compose(*compose_args, check=False).returncode
+    commands = stack_commands(args)
+    commands.require_compose("compose")
+    return commands.compose(*compose_args, check=False).returncode
 
 
 # ---------------------------------------------------------------- parser

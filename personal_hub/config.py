@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .settings import Settings, SettingsError, load_settings
 
 AUTHENTICATOR = "personal"
-SPAWNERS = {"docker": "personal-docker", "local": "personal-local"}
+SPAWNERS = {"docker": "personal-docker", "swarm": "personal-swarm", "local": "personal-local"}
 IDLE_CULLER = "idle-culler"
 # jupyterhub-singleuser reads how often to report its activity to the hub from this.
 SERVER_ACTIVITY_INTERVAL = "JUPYTERHUB_ACTIVITY_INTERVAL"
@@ -158,14 +158,21 @@ def apply_spawner(settings: Settings, c) -> None:
         c.Spawner.cpu_limit = settings.cpu_limit
     c.PersonalDockerSpawner.pids_limit = settings.pids_limit or 0
     c.PersonalDockerSpawner.cap_add = list(settings.cap_add)
-    if settings.spawner == "docker":
+    c.PersonalDockerSpawner.home_volume_driver = settings.home_volume_driver
+    c.PersonalDockerSpawner.home_volume_options = dict(settings.home_volume_options)
+    if settings.spawner == "swarm":
+        c.PersonalSwarmSpawner.placement_constraints = list(settings.swarm_constraints)
+        c.PersonalSwarmSpawner.single_node = settings.swarm_single_node
+    if settings.in_containers:
         c.JupyterHub.hub_ip = "0.0.0.0"
         c.JupyterHub.hub_connect_ip = settings.hub_connect_host
         c.DockerSpawner.image = settings.singleuser_image
         c.DockerSpawner.network_name = settings.docker_network
         c.DockerSpawner.use_internal_ip = True
-        # Containers are disposable; the home volume is what persists.
-        c.DockerSpawner.remove = True
+        if settings.spawner == "docker":
+            # Containers are disposable; the home volume is what persists. (Swarm services
+            # are always removed when they stop.)
+            c.DockerSpawner.remove = True
     else:
         c.JupyterHub.hub_ip = "127.0.0.1"
         c.PersonalLocalSpawner.home_dir_template = str(
@@ -204,7 +211,7 @@ def apply_services(settings: Settings, c) -> None:
 def page_services(settings: Settings) -> list[dict]:
     """The services people use through pages: scheduled runs and reports (Docker only:
     a container per run or render)."""
-    if settings.spawner != "docker":
+    if not settings.in_containers:
         return []
     return ([scheduler_service(settings)] if settings.scheduled_runs else []) + (
         [reports_service(settings)] if settings.reports else [])
@@ -239,6 +246,12 @@ def idle_culler_service(settings: Settings) -> dict:
     }
 
 
+def home_storage(settings: Settings) -> dict:
+    """The home volumes' driver and options, for the services' own containers."""
+    return {"driver": settings.home_volume_driver,
+            "options": dict(settings.home_volume_options)}
+
+
 def scheduler_service(settings: Settings) -> dict:
     """The scheduler (personal_hub.scheduler), a hub-managed service at
     /services/scheduler/, with what its run containers need."""
@@ -258,6 +271,7 @@ def scheduler_service(settings: Settings) -> dict:
         "pids_limit": settings.pids_limit,
         "cap_add": list(settings.cap_add),
         "timeout_seconds": settings.scheduled_run_timeout_seconds,
+        "home_storage": home_storage(settings),
     }
     return hub_service(settings, SCHEDULER, SCHEDULER_PORT, "personal_hub.scheduler",
                        {SETTINGS_VARIABLE: json.dumps(run_settings)},
@@ -275,6 +289,7 @@ def reports_service(settings: Settings) -> dict:
         "timezone": settings.timezone,
         "mem_limit": settings.mem_limit_bytes,
         "pids_limit": settings.pids_limit,
+        "home_storage": home_storage(settings),
     }
     return hub_service(settings, REPORTS, REPORTS_PORT, "personal_hub.reports",
                        {SETTINGS_VARIABLE: json.dumps(render_settings)},

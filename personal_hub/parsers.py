@@ -474,3 +474,55 @@ class Destinations:
         except ValueError as error:
             raise Invalid(f"{error}".rstrip(".") + ".") from None
 
+
+
+# ---------------------------------------------------------------- Docker Swarm and volumes
+
+_OPTION_KEY = re.compile(r"[a-z][a-z0-9_.-]*")
+# The one placeholder a volume option may hold: the user's escaped name.
+USERNAME_PLACEHOLDER = "{username}"
+
+
+@dataclass(frozen=True)
+class VolumeOptions:
+    """Options of a volume driver, as `docker volume create --opt KEY=VALUE` takes them,
+    separated by spaces; values may hold {username}."""
+
+    allowed: str = ("driver options KEY=VALUE separated by spaces, as docker volume create "
+                    "--opt takes them; {username} is the user's name, e.g. type=nfs "
+                    "o=addr=nas.lan,rw,nfsvers=4.1 device=:/export/jupyter/{username}")
+
+    def __call__(self, text: str) -> tuple[tuple[str, str], ...]:
+        options = {}
+        for word in text.split():
+            key, equals, value = word.partition("=")
+            if not equals or not _OPTION_KEY.fullmatch(key) or not value:
+                raise Invalid(f"{word!r} is not KEY=VALUE.")
+            if "{" in value.replace(USERNAME_PLACEHOLDER, "") or "}" in value.replace(
+                    USERNAME_PLACEHOLDER, ""):
+                raise Invalid(f"{word!r} has a placeholder other than {USERNAME_PLACEHOLDER}.")
+            if key in options:
+                raise Invalid(f"{key} is given twice.")
+            options[key] = value
+        return tuple(options.items())
+
+
+_CONSTRAINT = re.compile(r"([A-Za-z0-9_.-]+)\s*(==|!=)\s*([A-Za-z0-9_.:/-]+)")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Swarm placement constraints, as `docker service create --constraint` takes them."""
+
+    allowed: str = ("placement constraints such as node.labels.personal-hub.servers==true or "
+                    "node.role!=manager, comma-separated")
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        constraints = []
+        for item in _items(text):
+            match = _CONSTRAINT.fullmatch(item)
+            if not match:
+                raise Invalid(f"{item!r} is not a constraint (ATTRIBUTE==VALUE or "
+                              "ATTRIBUTE!=VALUE).")
+            constraints.append("{} {} {}".format(*match.groups()))
+        return tuple(constraints)

@@ -107,6 +107,8 @@ class RenderSettings:
     timezone: str = "UTC"
     mem_limit: int | None = None
     pids_limit: int | None = None
+    # The home volumes' driver and options ({"driver", "options"}), for shared storage.
+    home_storage: dict | None = None
 
     @classmethod
     def from_environ(cls, environ=os.environ) -> RenderSettings:
@@ -224,7 +226,7 @@ class Publisher:
                       hide_code: bool = False) -> Report:
         from zoneinfo import ZoneInfo
 
-        from .inventory import home_volume_of
+        from .inventory import ensure_home_volume
 
         try:
             path = notebook_path(notebook)
@@ -233,8 +235,10 @@ class Publisher:
         report = Report(owner, report_name(name, path), path,
                         datetime.now(ZoneInfo(self.settings.timezone)).isoformat()[:16],
                         hide_code)
-        arguments = render_container(self.settings, path, hide_code,
-                                     home_volume_of(owner), self.static_prefix)
+        volume = await asyncio.to_thread(ensure_home_volume, self.docker, owner,
+                                         self.settings.home_storage)
+        arguments = render_container(self.settings, path, hide_code, volume,
+                                     self.static_prefix)
         result = await asyncio.to_thread(self._render, arguments)
         if "error" in result:
             message = result["error"]

@@ -46,6 +46,19 @@ def stop_docker_server(state: dict) -> None:
         pass
 
 
+def stop_swarm_server(state: dict) -> None:
+    """Remove a SwarmSpawner service (the home volume stays)."""
+    import docker
+
+    name = state.get("object_id") or state.get("object_name")
+    if not name:
+        return
+    try:
+        docker.from_env().api.remove_service(name)
+    except docker.errors.NotFound:
+        pass
+
+
 def stop_local_server(state: dict) -> None:
     pid = state.get("pid")
     if pid:

@@ -90,6 +90,8 @@ class RunSettings:
     pids_limit: int | None = None
     cap_add: tuple = ()
     timeout_seconds: int = 3600
+    # The home volumes' driver and options ({"driver", "options"}), for shared storage.
+    home_storage: dict | None = None
 
     @classmethod
     def from_environ(cls, environ=os.environ) -> RunSettings:
@@ -210,15 +212,16 @@ class Scheduler:
         return started
 
     async def run(self, schedule: Schedule, started: datetime) -> Run:
-        from .inventory import home_volume_of
+        from .inventory import ensure_home_volume
 
         output, log = output_paths(schedule, started)
         run = Run(started.isoformat(), "running", output, log)
         self._update(schedule.id, lambda s: with_run(s, run))
         self.log(f"run of {schedule.notebook} for {schedule.user} ({schedule.id}) starts")
-        arguments = run_container(self.settings, schedule, output, log,
-                                  home_volume_of(schedule.user))
         try:
+            volume = await asyncio.to_thread(ensure_home_volume, self.docker, schedule.user,
+                                             self.settings.home_storage)
+            arguments = run_container(self.settings, schedule, output, log, volume)
             finished = await asyncio.to_thread(self._run_container, arguments)
         except Exception as error:  # noqa: BLE001 - recorded for the person to see
             finished = replace(run, status="failed",

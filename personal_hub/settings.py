@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from .parsers import GENERATE_HINT, Invalid, format_bytes
-from .profiles import Profile
+from .profiles import ALL_GPUS, Profile
 from .variables import AI_DEFAULT_MODELS, BY_NAME, REQUIRED, VARIABLES, Variable
 
 EGRESS_SUMMARY = {
@@ -74,6 +74,10 @@ class Settings:
     singleuser_image: str
     docker_network: str
     hub_connect_host: str
+    home_volume_driver: str
+    home_volume_options: tuple[tuple[str, str], ...]
+    swarm_single_node: bool
+    swarm_constraints: tuple[str, ...]
     mem_limit_bytes: int | None
     cpu_limit: float | None
     pids_limit: int | None
@@ -100,6 +104,11 @@ class Settings:
     @property
     def external_proxy(self) -> bool:
         return self.proxy_api_url is not None
+
+    @property
+    def in_containers(self) -> bool:
+        """User servers run in containers (Docker or Swarm), not as local processes."""
+        return self.spawner in ("docker", "swarm")
 
     @property
     def public_url(self) -> str | None:
@@ -152,17 +161,27 @@ class Settings:
             f", processes {self.pids_limit or 'unlimited'}"
             f", capabilities {', '.join(self.cap_add) or 'none'}"
         )
-        servers = (
-            f"Docker containers from {self.singleuser_image} on network {self.docker_network}"
-            if self.spawner == "docker"
-            else "local processes (no isolation; for trying the hub)"
+        servers = {
+            "docker": f"Docker containers from {self.singleuser_image} on network "
+                      f"{self.docker_network}",
+            "swarm": f"Docker Swarm services from {self.singleuser_image} on overlay network "
+                     f"{self.docker_network}, "
+                     + ("on the hub's node" if self.swarm_single_node else "on any node")
+                     + "".join(f", {c}" for c in self.swarm_constraints),
+            "local": "local processes (no isolation; for trying the hub)",
+        }[self.spawner]
+        homes = (
+            f"{self.home_volume_driver} volumes with "
+            + " ".join(f"{key}={value}" for key, value in self.home_volume_options)
+            if self.home_volume_options or self.home_volume_driver != "local"
+            else "plain local volumes"
         )
         egress = (
             EGRESS_SUMMARY[self.egress]
-            if self.spawner == "docker"
+            if self.in_containers
             else "not filtered (local processes)"
         )
-        if self.egress_allow and self.spawner == "docker" and self.egress != "all":
+        if self.egress_allow and self.in_containers and self.egress != "all":
             egress += "; also " + ", ".join(map(str, self.egress_allow))
         profiles = "; ".join(f"{p.name} ({p.description()})" for p in self.profiles) or (
             "none (every server is the same)")
@@ -183,6 +202,7 @@ class Settings:
             f"database:       {database}",
             f"proxy:          {proxy}",
             f"user servers:   {servers}",
+            f"home volumes:   {homes if self.in_containers else 'none (local directories)'}",
             f"limits:         {limits}",
             f"profiles:       {profiles}",
             f"data connections: {', '.join(sorted(self.data_connections)) or 'none'}",
@@ -192,8 +212,8 @@ class Settings:
             "the rest queue",
             f"server sharing: {'on' if self.sharing else 'off'}",
             f"scheduled runs: "
-            f"{'on' if self.scheduled_runs and self.spawner == 'docker' else 'off'}",
-            f"reports:        {'on' if self.reports and self.spawner == 'docker' else 'off'}",
+            f"{'on' if self.scheduled_runs and self.in_containers else 'off'}",
+            f"reports:        {'on' if self.reports and self.in_containers else 'off'}",
             f"time zone:      {self.timezone}",
             f"AI keys set:    {ai}",
             f"AI model:       {assistant}",
@@ -263,6 +283,8 @@ def cross_variable_problems(values: Mapping[str, object]) -> list[Problem]:
                 "set it to openai/<a model that server serves>, e.g. openai/llama3.2.",
             )
         )
+    if values.get("HUB_SPAWNER") == "swarm":
+        problems += swarm_problems(values)
     user, admin = values.get("JUPYTER_PASSWORD"), values.get("JUPYTER_ADMIN_PASSWORD")
     if admin and admin == user:
         problems.append(
@@ -272,6 +294,42 @@ def cross_variable_problems(values: Mapping[str, object]) -> list[Problem]:
                 f"use a different value; {GENERATE_HINT}.",
             )
         )
+    return problems
+
+
+def swarm_problems(values: Mapping[str, object]) -> list[Problem]:
+    """What HUB_SPAWNER=swarm cannot do with these values: servers on other nodes without
+    their files, an egress policy that only one host's firewall can keep, all GPUs."""
+    problems = []
+    if ("HUB_HOME_VOLUME_OPTIONS" in values and not values["HUB_HOME_VOLUME_OPTIONS"]
+            and not values.get("HUB_SWARM_SINGLE_NODE")
+            and values.get("HUB_HOME_VOLUME_DRIVER") == "local"):
+        problems.append(Problem(
+            "HUB_HOME_VOLUME_OPTIONS",
+            "is empty, so on a swarm of several nodes a server started on another node "
+            "would not find the user's files (plain local volumes stay on one node).",
+            "put the homes on shared storage, e.g. HUB_HOME_VOLUME_OPTIONS=type=nfs "
+            "o=addr=nas.lan,rw,nfsvers=4.1 device=:/export/jupyter/{username}, or set "
+            "HUB_SWARM_SINGLE_NODE=true for a swarm of one node."))
+    if values.get("HUB_EGRESS") == "internet":
+        problems.append(Problem(
+            "HUB_EGRESS",
+            "is internet, which a firewall on one Docker host keeps; on Swarm, user servers "
+            "run on any node.",
+            "set HUB_EGRESS=none (the users' overlay network is internal: the hub and the "
+            "proxy only, on every node) or HUB_EGRESS=all (no filtering: your LAN is "
+            "reachable from users' code)."))
+    if values.get("HUB_EGRESS_ALLOW"):
+        problems.append(Problem(
+            "HUB_EGRESS_ALLOW",
+            "makes exceptions to HUB_EGRESS=internet or none, which Swarm cannot make.",
+            "leave it empty; with HUB_EGRESS=all every address is reachable."))
+    if any(profile.gpus == ALL_GPUS for profile in values.get("HUB_PROFILES") or ()):
+        problems.append(Problem(
+            "HUB_PROFILES",
+            "asks for all GPUs (gpus=all); a Swarm service asks for a number of them.",
+            "give a number, e.g. gpus=1 (the node must advertise NVIDIA-GPU resources; "
+            "see the docs)."))
     return problems
 
 

@@ -6,8 +6,9 @@ A new policy is a subclass overriding one method, for example::
         def user_mem_limit(self):
             return "8G" if self.user.admin else super().user_mem_limit()
 
-`PersonalLocalSpawner` applies the same environment policy to local processes, for
-trying the hub (and testing it) on a machine without Docker.
+`PersonalSwarmSpawner` runs the same policy as one Docker Swarm service per user, on any
+node of a swarm. `PersonalLocalSpawner` applies the same environment policy to local
+processes, for trying the hub (and testing it) on a machine without Docker.
 """
 
 from __future__ import annotations
@@ -20,14 +21,25 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
-from docker.errors import APIError
-from dockerspawner import DockerSpawner
+from docker.errors import APIError, NotFound
+from docker.types import (
+    ContainerSpec,
+    DriverConfig,
+    EndpointSpec,
+    Mount,
+    Placement,
+    Resources,
+    RestartPolicy,
+    TaskTemplate,
+)
+from dockerspawner import DockerSpawner, SwarmSpawner
 from jupyterhub.httpclient import fetch
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
-from traitlets import Dict, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from . import homes
 from .admission import StartCost, StartQueue, machine_cores, queue_message
 from .orphans import SERVER_LABEL
 from .profiles import Profile, chosen_profile, options_form
@@ -267,9 +279,100 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
             cls._executor = ThreadPoolExecutor(self.docker_threads, thread_name_prefix="docker")
         return cls._executor
 
+    home_volume_driver = Unicode(
+        default_value("HUB_HOME_VOLUME_DRIVER"),
+        config=True,
+        help="Docker volume driver of the home volumes (HUB_HOME_VOLUME_DRIVER).",
+    )
+    home_volume_options = Dict(
+        value_trait=Unicode(),
+        config=True,
+        help="""Driver options of the home volumes (HUB_HOME_VOLUME_OPTIONS), e.g.
+        {'type': 'nfs', 'o': 'addr=nas.lan,rw,nfsvers=4.1',
+         'device': ':/export/jupyter/{username}'}. `{username}` is the escaped username.
+        {} with the local driver: plain volumes on the machine that runs the server.""",
+    )
+    home_directory_user = Unicode(
+        "1000:100",
+        config=True,
+        help="""uid:gid that makes a user's directory on shared storage (when the
+        `device` option ends in /{username}): the single-user image's user (docker-stacks:
+        jovyan, 1000:100). The parent directory must be writable by it.""",
+    )
+
+    # (root volume, directory) pairs made by this hub process: made once, not per start.
+    _made_home_directories: set[tuple[str, str]] = set()
+
     def home_volume_name(self) -> str:
         """The user's home volume, from `home_volume_template` (one per user)."""
         return self.home_volume_template.format(**self.template_namespace())
+
+    def home_volume_driver_options(self) -> dict[str, str]:
+        """Driver options of this user's home volume; {} for a plain local volume."""
+        return homes.for_user(self.home_volume_options, self.template_namespace()["username"])
+
+    async def prepare_home(self) -> None:
+        """With shared storage: make the user's directory there, then create the home
+        volume on it, or refuse a volume of that name that is something else (a plain
+        volume from before the storage was set: its files are not on the storage)."""
+        driver, options = self.home_volume_driver, self.home_volume_driver_options()
+        if not homes.is_shared(driver, options):
+            return
+        escaped = self.template_namespace()["username"]
+        directory = homes.user_directory(driver, self.home_volume_options, escaped)
+        if directory:
+            await self.make_home_directory(directory)
+        name = self.home_volume_name()
+        try:
+            volume = await self.docker("inspect_volume", name)
+        except NotFound:
+            await self.docker("create_volume", name=name, driver=driver, driver_opts=options)
+            return
+        mismatch = homes.volume_mismatch(volume, driver, options)
+        if mismatch:
+            raise RuntimeError(
+                f"The home volume {name} already exists but is not on the shared storage "
+                f"HUB_HOME_VOLUME_OPTIONS describes ({mismatch}). Move its files there and "
+                f"remove it (see the docs: Moving homes to shared storage).")
+
+    async def make_home_directory(self, directory: homes.UserDirectory) -> None:
+        """The user's directory on the storage, made in a throwaway container (no
+        network, no capabilities, as `home_directory_user`) with the parent mounted."""
+        key = (directory.root_volume, directory.name)
+        if key in PersonalDockerSpawner._made_home_directories:
+            return
+        await self.docker("create_volume", name=directory.root_volume,
+                          driver=self.home_volume_driver, driver_opts=directory.root_options)
+        await self.ensure_image_here(self.image)
+        host_config = self.client.create_host_config(
+            binds={directory.root_volume: {"bind": "/homes", "mode": "rw"}},
+            network_mode="none", cap_drop=["ALL"], read_only=True,
+            security_opt=["no-new-privileges:true"],
+        )
+        created = await self.docker(
+            "create_container", image=self.image, entrypoint=["mkdir"],
+            command=["-p", f"/homes/{directory.name}"], user=self.home_directory_user,
+            host_config=host_config, labels={SERVER_LABEL: f"{self._log_name}:home"},
+        )
+        try:
+            await self.docker("start", created["Id"])
+            result = await self.docker("wait", created["Id"], timeout=60)
+            if result.get("StatusCode") != 0:
+                output = await self.docker("logs", created["Id"])
+                raise RuntimeError(
+                    f"Could not make {directory.name}/ on the home storage: "
+                    f"{output.decode(errors='replace').strip()[-300:]} (the directory above "
+                    f"it must be writable by {self.home_directory_user}).")
+        finally:
+            await self.docker("remove_container", created["Id"], force=True)
+        PersonalDockerSpawner._made_home_directories.add(key)
+
+    async def ensure_image_here(self, image: str) -> None:
+        """The image on the hub's own engine, pulled if missing."""
+        try:
+            await self.docker("inspect_image", image)
+        except NotFound:
+            await self.docker("pull", image)
 
     def user_volumes(self) -> dict[str, str]:
         """Volumes of the user's container: {volume name: mount point}."""
@@ -378,6 +481,10 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
         self.apply_user_policy()
         return await super().start()
 
+    async def create_object(self):
+        await self.prepare_home()
+        return await super().create_object()
+
     async def start_object(self):
         try:
             await super().start_object()
@@ -391,6 +498,161 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
                 "can give to containers (is the NVIDIA Container Toolkit installed? See "
                 "the docs: GPUs). Choose another profile."
             ) from None
+
+
+# A generic resource that Swarm nodes with NVIDIA GPUs advertise (their daemon.json's
+# node-generic-resources), which a service asks for by number.
+SWARM_GPU_RESOURCE = "NVIDIA-GPU"
+# Task states after which a task never runs (Docker's swarm task lifecycle).
+TASK_ENDED = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
+
+
+def task_problem(status: dict) -> str | None:
+    """Why a user's Swarm task will not run, in words, from its `Status`; None while it
+    may still start."""
+    state = (status.get("State") or "").lower()
+    reason = (status.get("Err") or status.get("Message") or state).strip()
+    if state in TASK_ENDED:
+        return f"Your server could not start on the swarm: {reason}."
+    if state == "pending" and "no suitable node" in reason:
+        return (f"No node of the swarm can run your server ({reason}). The administrator "
+                "can check HUB_SWARM_CONSTRAINTS, the nodes' labels and, for a GPU profile, "
+                "the nodes' GPU resources.")
+    return None
+
+
+class PersonalSwarmSpawner(PersonalDockerSpawner, SwarmSpawner):
+    """One Docker Swarm service per user, with the Docker spawner's policy methods (image,
+    limits, GPUs, capabilities, volumes, environment, profiles), placed by the swarm on
+    any node that `user_placement_constraints` allows."""
+
+    placement_constraints = List(
+        Unicode(),
+        config=True,
+        help="""Placement constraints of every user server (HUB_SWARM_CONSTRAINTS), e.g.
+        ['node.labels.personal-hub.servers == true'].""",
+    )
+    single_node = Bool(
+        False,
+        config=True,
+        help="""Every user server on the hub's node (HUB_SWARM_SINGLE_NODE): plain local home
+        volumes are then always beside their server.""",
+    )
+
+    # The node the hub talks to (its own: the hub runs on a manager), looked up once.
+    _hub_node_id: str | None = None
+
+    def user_placement_constraints(self) -> list[str]:
+        """Where this user's server may run. Default: `placement_constraints`; override
+        per user or profile (e.g. a GPU profile on node.labels.gpu == true)."""
+        return list(self.placement_constraints)
+
+    def user_generic_resources(self) -> dict[str, int]:
+        """Node resources this start asks for: the profile's GPUs as NVIDIA-GPU."""
+        if self.profile and self.profile.gpus and self.profile.gpus > 0:
+            return {SWARM_GPU_RESOURCE: self.profile.gpus}
+        return {}
+
+    def user_restart_policy(self) -> RestartPolicy:
+        """A server that crashed comes back (files are in the volume); one that was shut
+        down from JupyterLab stays stopped, as with the Docker spawner."""
+        return RestartPolicy(condition="on-failure", delay=1_000_000_000, max_attempts=3)
+
+    def apply_user_policy(self) -> None:
+        self.image = self.user_image()
+        self.mem_limit = self.user_mem_limit()
+        self.cpu_limit = self.user_cpu_limit()
+
+    async def hub_node_id(self) -> str:
+        cls = PersonalSwarmSpawner
+        if cls._hub_node_id is None:
+            info = await self.docker("info")
+            cls._hub_node_id = info["Swarm"]["NodeID"]
+        return cls._hub_node_id
+
+    async def placement_constraints_of_start(self) -> list[str]:
+        constraints = self.user_placement_constraints()
+        if self.single_node:
+            constraints.append(f"node.id == {await self.hub_node_id()}")
+        return constraints
+
+    @property
+    def mounts(self) -> list[Mount]:
+        """Named volumes as volume mounts (the home volume with the storage's driver
+        options, created on whichever node runs the server); absolute paths as binds."""
+        home = self.home_volume_name()
+        shared = homes.is_shared(self.home_volume_driver, self.home_volume_driver_options())
+        driver = (DriverConfig(self.home_volume_driver, self.home_volume_driver_options())
+                  if shared else None)
+        return [
+            Mount(target=volume["bind"], source=source,
+                  type="bind" if source.startswith("/") else "volume",
+                  read_only=volume["mode"] == "ro",
+                  driver_config=driver if source == home else None)
+            for source, volume in self.volume_binds.items()
+        ]
+
+    async def service_spec(self) -> dict:
+        """`create_service` arguments of this start: the policy, then what the operator
+        set in SwarmSpawner's extra_*_spec options (which win)."""
+        labels = {SERVER_LABEL: self._log_name}
+        container = ContainerSpec(**{
+            "image": self.image, "env": self.get_env(), "args": await self.get_command(),
+            "mounts": self.mounts, "labels": labels, "cap_drop": ["ALL"],
+            "cap_add": self.user_capabilities() or None,
+            # Engines before API 1.46 ignore it (see the docs: Swarm and hardening).
+            "privileges": {"NoNewPrivileges": True},
+            **self.extra_container_spec,
+        })
+        resources = Resources(**{
+            "mem_limit": self.mem_limit, "cpu_limit":
+            int(self.cpu_limit * 1e9) if self.cpu_limit else None,
+            "mem_reservation": self.mem_guarantee, "cpu_reservation":
+            int(self.cpu_guarantee * 1e9) if self.cpu_guarantee else None,
+            "generic_resources": self.user_generic_resources() or None,
+            **self.extra_resources_spec,
+        })
+        pids = self.user_pids_limit()
+        if pids:
+            resources.setdefault("Limits", {})["Pids"] = pids
+        placement = Placement(**{"constraints": await self.placement_constraints_of_start(),
+                                 **self.extra_placement_spec})
+        task = TaskTemplate(**{
+            "container_spec": container, "resources": resources, "placement": placement,
+            "networks": [self.network_name] if self.network_name else [],
+            "restart_policy": self.user_restart_policy(), **self.extra_task_spec,
+        })
+        # dnsrr: the service's name resolves to its task's address. No virtual IP, which
+        # needs IPVS in the node's kernel, for a service of one task.
+        endpoint = EndpointSpec(**{**({"mode": "dnsrr"} if self.use_internal_ip else {
+            "ports": {None: (self.port, "tcp")}}), **self.extra_endpoint_spec})
+        extra = await resolved(self, self.extra_create_kwargs)
+        return {"task_template": task, "endpoint_spec": endpoint, "name": self.service_name,
+                **extra, "labels": {**(extra.get("labels") or {}), **labels}}
+
+    async def create_object(self):
+        await self.prepare_home()
+        service = await self.docker("create_service", **await self.service_spec())
+        while not await self.docker("tasks", filters={"service": self.service_name}):
+            await asyncio.sleep(0.25)
+        return service
+
+    async def start_object(self):
+        """Wait until the server's task runs; one that cannot be placed or started ends
+        the start with the reason in words (SwarmSpawner would wait for ever)."""
+        delay = 0.25
+        while True:
+            task = await self.get_task()
+            if not task:
+                raise RuntimeError(f"The service {self.service_name} is gone.")
+            status = task["Status"]
+            if status["State"].lower() == "running":
+                return
+            problem = task_problem(status)
+            if problem:
+                raise RuntimeError(problem)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2)
 
 
 class PersonalLocalSpawner(PersonalSpawner, SimpleLocalProcessSpawner):

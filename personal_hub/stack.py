@@ -16,12 +16,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import backup
+from . import backup, swarm
 from .envfile import read_env_file
+from .orphans import SERVER_LABEL
 from .variables import BY_NAME
 
 COMPOSE_FILE = "compose/docker-compose.yml"
@@ -89,6 +91,16 @@ class ComposeStack:
         name = "COMPOSE_PROJECT_NAME"
         return self.environ.get(name) or self.file_values.get(name) or PROJECT_NAME
 
+    @property
+    def swarm(self) -> bool:
+        """HUB_SPAWNER=swarm: the stack is deployed to Docker Swarm, not run by Compose."""
+        return self.value("HUB_SPAWNER") == "swarm"
+
+    def interpolation_environ(self) -> dict[str, str]:
+        """The environment `docker stack deploy` interpolates the stack file with: it has
+        no --env-file, so stack.env's values, under the shell's (which win when set)."""
+        return {**self.file_values, **{k: v for k, v in self.environ.items() if v}}
+
     def compose_files(self) -> list[str]:
         files = [COMPOSE_FILE]
         if self.value("JUPYTER_DOMAIN"):
@@ -141,6 +153,18 @@ def user_servers(listing: str, project: str) -> list[str]:
         if name and owner.strip() != project:
             servers.append(name)
     return servers
+
+
+def swarm_user_services(listing: str, network_id: str) -> list[str]:
+    """User servers of this hub on Swarm: services with the server label attached to the
+    users' network. `listing` has one service a line, its name and the ids of its
+    networks (`docker service inspect --format`)."""
+    services = []
+    for line in listing.splitlines():
+        name, *networks = line.split()
+        if network_id in networks:
+            services.append(name)
+    return services
 
 
 def say(message: str) -> None:
@@ -206,6 +230,10 @@ class StackCommands:
     def up(self) -> None:
         """Build the single-user image if it is missing, start (or update) the stack and
         wait until every service is healthy."""
+        if self.stack.swarm:
+            self.swarm_up()
+            self.say_where()
+            return
         image = self.stack.image("singleuser")
         if self.run(["docker", "image", "inspect", image], capture=True).returncode != 0:
             self.build("singleuser")
@@ -216,6 +244,9 @@ class StackCommands:
             raise StackError(
                 "the stack did not become healthy (logs above; more: ./hub compose logs)"
             )
+        self.say_where()
+
+    def say_where(self) -> None:
         say(f"personal-hub is running: {self.stack.url}/")
         domain = self.stack.value("JUPYTER_DOMAIN")
         if domain:
@@ -238,6 +269,9 @@ class StackCommands:
 
     def down(self) -> None:
         """Stop user servers, then the stack. Volumes (users, files, database) stay."""
+        if self.stack.swarm:
+            self.swarm_down()
+            return
         # User servers run outside compose (DockerSpawner starts them): stop them first,
         # so the network can go too. Their home volumes, and so their files, are kept.
         listing = self.run(
@@ -250,6 +284,148 @@ class StackCommands:
             say(f"stopping user servers (their files are kept): {' '.join(servers)}")
             self.run(["docker", "stop", *servers], capture=True)
         self.compose("down")
+
+    # ------------------------------------------------------------ Docker Swarm
+
+    def require_compose(self, action: str) -> None:
+        if self.stack.swarm:
+            raise StackError(
+                f"./hub {action} works on the Docker Compose stack; this one is on Swarm "
+                "(HUB_SPAWNER=swarm). See docs/operating.md, Docker Swarm, for how to do "
+                "it there.")
+
+    def require_swarm_manager(self) -> None:
+        info = self.run(["docker", "info", "--format",
+                         "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"], capture=True)
+        if (info.stdout or "").split() != ["active", "true"]:
+            raise StackError(
+                "HUB_SPAWNER=swarm, but this Docker engine is not a Swarm manager. Fix: "
+                "`docker swarm init` here (or run ./hub up on a manager), or set "
+                "HUB_SPAWNER=docker for the Compose stack.")
+
+    def stack_services(self) -> dict[str, str]:
+        """{service: replicas, e.g. '1/1'} of this project's stack."""
+        listing = self.run(["docker", "service", "ls", "--filter",
+                            f"label=com.docker.stack.namespace={self.stack.project}",
+                            "--format", "{{.Name}} {{.Replicas}}"], capture=True)
+        return dict(line.split(None, 1) for line in (listing.stdout or "").splitlines()
+                    if " " in line)
+
+    def image_id(self, image: str) -> str:
+        found = self.run(["docker", "image", "inspect", "--format", "{{.Id}}", image],
+                         capture=True)
+        return (found.stdout or "").strip() if found.returncode == 0 else ""
+
+    def label_state_node(self) -> None:
+        """The hub, its proxy and its database run where their volumes are: on the node
+        labelled personal-hub.state=true; this one, if no node has the label yet."""
+        labelled = self.run(["docker", "node", "ls", "--filter",
+                             f"node.label={swarm.STATE_LABEL}=true", "-q"], capture=True)
+        if (labelled.stdout or "").strip():
+            return
+        say(f"labelling this node {swarm.STATE_LABEL}=true: the hub, the proxy and the "
+            "database (and their volumes) stay on it")
+        node = self.run(["docker", "info", "--format", "{{.Swarm.NodeID}}"], capture=True)
+        result = self.run(["docker", "node", "update", "--label-add",
+                           f"{swarm.STATE_LABEL}=true", (node.stdout or "").strip()],
+                          capture=True)
+        if result.returncode != 0:
+            raise StackError(f"could not label this node: {(result.stderr or '').strip()}")
+
+    def users_network(self) -> dict | None:
+        found = self.run(["docker", "network", "inspect", self.stack.value("HUB_DOCKER_NETWORK")],
+                         capture=True)
+        return json.loads(found.stdout)[0] if found.returncode == 0 else None
+
+    def ensure_users_network(self) -> None:
+        """The users' overlay network, made as HUB_EGRESS says (internal for none)."""
+        name, egress = self.stack.value("HUB_DOCKER_NETWORK"), self.stack.value("HUB_EGRESS")
+        network = self.users_network()
+        if network is None:
+            say(f"creating the users' overlay network {name}"
+                + (" (internal: HUB_EGRESS=none)" if swarm.users_network_internal(egress) else ""))
+            created = self.run(swarm.network_create_command(name, egress), capture=True)
+            if created.returncode != 0:
+                raise StackError(f"could not create {name}: {(created.stderr or '').strip()}")
+            return
+        problem = swarm.network_problem(network, name, egress)
+        if problem:
+            raise StackError(problem)
+
+    def swarm_up(self) -> None:
+        """Build the images here, label this node, make the users' network, deploy the
+        stack and wait until every service runs (healthy)."""
+        self.require_swarm_manager()
+        hub_image = self.stack.image("hub")
+        before = self.image_id(hub_image)
+        # `docker stack deploy` builds nothing: the hub image as `up --build` would, the
+        # single-user image when it is missing.
+        self.build("hub")
+        if not self.image_id(self.stack.image("singleuser")):
+            self.build("singleuser")
+        self.label_state_node()
+        self.ensure_users_network()
+        say(f"deploying the stack {self.stack.project} (docker stack deploy -c "
+            f"{swarm.STACK_FILE})")
+        deployed = self._runner(
+            ["docker", "stack", "deploy", "--resolve-image", "never", "--compose-file",
+             swarm.STACK_FILE, self.stack.project],
+            env=self.stack.interpolation_environ(), text=True, capture_output=False,
+            check=False)
+        if deployed.returncode != 0:
+            raise StackError(f"docker stack deploy failed (exit {deployed.returncode})")
+        hub_service = f"{self.stack.project}_hub"
+        if before and before != self.image_id(hub_image):
+            # Same tag, new image: the service's spec did not change, so tell it.
+            say("the hub image changed: restarting the hub with it")
+            self.run(["docker", "service", "update", "--detach", "--force", hub_service],
+                     capture=True)
+        if not self.swarm_healthy():
+            self.run(["docker", "stack", "ps", "--no-trunc", self.stack.project])
+            self.run(["docker", "service", "logs", "--tail", "50", hub_service])
+            raise StackError("the stack did not become healthy (above: its tasks and the "
+                             f"hub's log; more: docker service logs {hub_service})")
+
+    def swarm_healthy(self, poll_seconds: float = 2) -> bool:
+        """Whether every service of the stack runs its task (healthy: Swarm counts a task
+        with a health check only once it passes) within HUB_WAIT_TIMEOUT."""
+        deadline = time.monotonic() + int(self.wait_timeout())
+        while time.monotonic() < deadline:
+            replicas = self.stack_services()
+            if replicas and all(count.split()[0] == "1/1" for count in replicas.values()):
+                return True
+            time.sleep(poll_seconds)
+        return False
+
+    def swarm_down(self) -> None:
+        """Remove the user servers' services (files stay in their volumes), the stack and
+        the users' network. Volumes stay."""
+        network = self.users_network()
+        if network is not None:
+            ids = self.run(["docker", "service", "ls", "--filter", f"label={SERVER_LABEL}",
+                            "-q"], capture=True).stdout.split()
+            listing = self.run(["docker", "service", "inspect", "--format",
+                                "{{.Spec.Name}}{{range .Spec.TaskTemplate.Networks}} "
+                                "{{.Target}}{{end}}", *ids], capture=True) if ids else None
+            servers = swarm_user_services(listing.stdout if listing else "", network["Id"])
+            if servers:
+                say(f"removing user servers (their files are kept): {' '.join(servers)}")
+                self.run(["docker", "service", "rm", *servers], capture=True)
+        self.run(["docker", "stack", "rm", self.stack.project], capture=True)
+        if network is not None:
+            self.remove_network_when_free(network["Name"])
+
+    def remove_network_when_free(self, name: str, timeout: float = 120) -> None:
+        """`docker stack rm` returns before the tasks are gone; the network goes after."""
+        deadline = time.monotonic() + timeout
+        while True:
+            removed = self.run(["docker", "network", "rm", name], capture=True)
+            if removed.returncode == 0 or "not found" in (removed.stderr or ""):
+                return
+            if time.monotonic() >= deadline:
+                raise StackError(f"could not remove the users' network {name}: "
+                                 f"{(removed.stderr or '').strip()}")
+            time.sleep(1)
 
     def require_running(self) -> None:
         running = self.compose("ps", "--status", "running", "--services", capture=True,

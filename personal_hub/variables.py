@@ -269,10 +269,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HUB_SPAWNER",
         "docker",
-        "How user servers run: docker (one container per user) or local (processes on the "
-        "hub's machine, no isolation; for trying the hub without Docker).",
+        "How user servers run: docker (one container per user), swarm (one Docker Swarm "
+        "service per user, on any node of the swarm; ./hub up deploys the stack with docker "
+        "stack deploy) or local (processes on the hub's machine, no isolation; for trying "
+        "the hub without Docker).",
         "servers",
-        parsers.Choice(("docker", "local")),
+        parsers.Choice(("docker", "swarm", "local")),
         setting="spawner",
     ),
     Variable(
@@ -298,6 +300,50 @@ VARIABLES: tuple[Variable, ...] = (
         "servers",
         parsers.HOSTNAME,
         setting="hub_connect_host",
+    ),
+    Variable(
+        "HUB_HOME_VOLUME_DRIVER",
+        "local",
+        "Docker volume driver of the users' home volumes (a plugin's name, or local).",
+        "servers",
+        parsers.Pattern(re.compile(r"[a-z0-9][a-z0-9_./:-]*", re.IGNORECASE),
+                        "a volume driver's name"),
+        setting="home_volume_driver",
+    ),
+    Variable(
+        "HUB_HOME_VOLUME_OPTIONS",
+        "",
+        "Options of the home volumes' driver, so that a user's files live on shared storage "
+        "and follow them to any node (Swarm) or host: an NFS export, e.g. type=nfs "
+        "o=addr=nas.lan,rw,nfsvers=4.1 device=:/export/jupyter/{username}, or a share every "
+        "node mounts at the same path, e.g. type=none o=bind device=/mnt/nas/jupyter/{username}. "
+        "The hub creates the user's directory (device's last part) before their first start. "
+        "Empty: plain volumes on the machine that runs the server.",
+        "servers",
+        parsers.VolumeOptions(),
+        setting="home_volume_options",
+        empty=(),
+    ),
+    Variable(
+        "HUB_SWARM_SINGLE_NODE",
+        "false",
+        "HUB_SPAWNER=swarm on a swarm of one node: home volumes may then be plain local "
+        "volumes, and every user server runs on the hub's node, beside its files. Without "
+        "it, swarm needs HUB_HOME_VOLUME_OPTIONS (shared storage).",
+        "servers",
+        parsers.Boolean(),
+        setting="swarm_single_node",
+    ),
+    Variable(
+        "HUB_SWARM_CONSTRAINTS",
+        "",
+        "Where on the swarm user servers may run: placement constraints, comma-separated, as "
+        "docker service create --constraint takes them, e.g. node.labels.personal-hub.servers"
+        "==true. Empty: any node (the scheduler picks).",
+        "servers",
+        parsers.Constraints(),
+        setting="swarm_constraints",
+        empty=(),
     ),
     Variable(
         "HUB_MEM_LIMIT",

@@ -277,10 +277,10 @@ def test_user_server_killed_shows_stopped_and_starts_again(stack, world):
 ENGINE_CONFIG = ".personal-hub/dockerd/daemon.json"  # where ./hub test starts its engine from
 
 
-def engine_started_by_hub_test() -> tuple[int, list[str], str]:
-    """(pid, command line, working directory) of the Docker engine, which must be one
-    `./hub test` started (its config file under .personal-hub/dockerd): only that one
-    may be restarted by a test."""
+def engine_started_by_hub_test() -> tuple[int, list[str], str, dict[str, str]]:
+    """(pid, command line, working directory, environment) of the Docker engine, which
+    must be one `./hub test` started (its config file under .personal-hub/dockerd): only
+    that one may be restarted by a test."""
     found = [pid for pid in run(["pgrep", "-x", "dockerd"], check=False).stdout.split()
              if not process_gone(int(pid))]
     require(len(found) == 1, "exactly one dockerd process")
@@ -290,7 +290,9 @@ def engine_started_by_hub_test() -> tuple[int, list[str], str]:
     config = argv[argv.index("--config-file") + 1] if "--config-file" in argv else ""
     require(str(Path(cwd, config)).endswith(ENGINE_CONFIG),
             f"the Docker engine was started by ./hub test (config {ENGINE_CONFIG}), not {argv}")
-    return pid, argv, cwd
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    environ = dict(entry.split("=", 1) for entry in entries if "=" in entry)
+    return pid, argv, cwd, environ
 
 
 def docker_answers() -> bool:
@@ -307,17 +309,19 @@ def process_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-def start_engine(argv: list[str], cwd: str) -> None:
+def start_engine(argv: list[str], cwd: str, environ: dict[str, str]) -> None:
+    """The engine as it was started: same command, directory and environment (./hub
+    test gives it settings there, e.g. DOCKER_SERVICE_PREFER_OFFLINE_IMAGE)."""
     log = Path(cwd, Path(argv[argv.index("--config-file") + 1]).parent, "dockerd.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
-        subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+        subprocess.Popen(argv, cwd=cwd, env=environ, stdout=out, stderr=subprocess.STDOUT,
                          start_new_session=True)
     wait_for(docker_answers, timeout=120, what="the Docker engine to answer again")
 
 
 def test_engine_restart_as_a_host_reboot_brings_everything_back(stack, world):
-    pid, argv, cwd = engine_started_by_hub_test()
+    pid, argv, cwd, environ = engine_started_by_hub_test()
     # Everything stops, as when the host shuts down; then the engine starts again.
     os.kill(pid, signal.SIGTERM)
     try:
@@ -327,7 +331,7 @@ def test_engine_restart_as_a_host_reboot_brings_everything_back(stack, world):
         if not process_gone(pid):
             os.kill(pid, signal.SIGKILL)
             wait_for(lambda: process_gone(pid), timeout=30, what="the engine killed")
-        start_engine(argv, cwd)
+        start_engine(argv, cwd, environ)
     # The stack comes back by its restart policies; user servers do not (they are
     # removed when they stop), and the hub's view matches: both shown stopped.
     wait_for(lambda: hub_healthy(stack), timeout=RECOVERY_TIMEOUT, what="the hub back")

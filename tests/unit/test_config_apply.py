@@ -507,7 +507,7 @@ def test_the_reports_service(configure):
     assert json.loads(reports["environment"]["PERSONAL_HUB_REPORTS"]) == {
         "image": "personal-jupyter-singleuser:latest", "data_dir": "/srv/jupyterhub",
         "network": "jupyterhub-net", "timezone": "Etc/UTC", "mem_limit": 1024**3,
-        "pids_limit": 1024}
+        "pids_limit": 1024, "home_storage": {"driver": "local", "options": {}}}
 
 
 @pytest.mark.parametrize(

@@ -402,6 +402,8 @@ NOT_DEFAULT = {
     "HUB_SINGLEUSER_IMAGE": "my/notebook:1",
     "HUB_DOCKER_NETWORK": "other-net",
     "HUB_CONNECT_HOST": "hub2",
+    "HUB_HOME_VOLUME_DRIVER": "rexray/efs",
+    "HUB_SWARM_SINGLE_NODE": "true",
     "HUB_MEM_LIMIT": "1G",
     "HUB_PIDS_LIMIT": "512",
     "HUB_IDLE_TIMEOUT": "2h",
