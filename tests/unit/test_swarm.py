@@ -264,6 +264,14 @@ async def test_the_home_is_on_the_shared_storage_made_for_the_user(swarm_spawn):
     assert host["Binds"] == [f"{root}:/homes:rw"]
 
 
+async def test_a_crafted_username_stays_in_its_own_directory(swarm_spawn):
+    client = await swarm_spawn("../root")
+    [mount] = client.services[0]["task_template"]["ContainerSpec"]["Mounts"]
+    device = mount["VolumeOptions"]["DriverConfig"]["Options"]["device"]
+    assert device == ":/export/jupyter/-2e-2e-2froot"
+    assert client.containers[0]["command"] == ["-p", "/homes/-2e-2e-2froot"]
+
+
 async def test_a_plain_volume_of_the_same_name_stops_the_start(swarm_spawn):
     client = RecordingSwarmClient()
     client.volumes["jupyterhub-user-ann"] = {"Driver": "local", "Options": None}
