@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"HUB_DOCKER_NETWORK: {problem}", file=sys.stderr)
             print("The hub was not started.", file=sys.stderr)
             return 1
-    if settings.spawner == "docker":
+    if settings.in_containers:
         remove_orphaned_servers(settings)
     print(f"Starting JupyterHub at {settings.bind_url} (data in {data_dir})", flush=True)
     # Run from the data directory so nothing JupyterHub writes lands in the caller's cwd.
@@ -245,13 +245,14 @@ def users_network_problem(settings) -> str | None:
 
 
 def remove_orphaned_servers(settings) -> None:
-    from .orphans import remove_orphans
+    from .orphans import remove_orphan_services, remove_orphans
 
     def log(message: str) -> None:
         print(f"personal-hub: {message}", file=sys.stderr, flush=True)
 
     try:
-        remove_orphans(settings.database_url(), settings.docker_network, log)
+        remove = remove_orphan_services if settings.spawner == "swarm" else remove_orphans
+        remove(settings.database_url(), settings.docker_network, log)
     except Exception as error:  # noqa: BLE001 - the hub must start all the same
         log(f"could not look for orphaned server containers: {type(error).__name__}: "
             f"{error}")

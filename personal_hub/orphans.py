@@ -70,3 +70,36 @@ def remove_orphans(db_url: str, network: str, log) -> list[str]:
         return [container.name for container in found]
     finally:
         client.close()
+
+
+def orphan_services(services: Iterable[Mapping], network_id: str, recorded: set[str]) -> list:
+    """On Swarm: server services (`docker service inspect` objects with our label, on the
+    users' network) that the hub has no record of."""
+    found = []
+    for service in services:
+        spec = service.get("Spec") or {}
+        networks = [n.get("Target") for n in (spec.get("TaskTemplate") or {}).get("Networks")
+                    or ()]
+        if (SERVER_LABEL in (spec.get("Labels") or {}) and network_id in networks
+                and service.get("ID") not in recorded):
+            found.append(service)
+    return found
+
+
+def remove_orphan_services(db_url: str, network: str, log) -> list[str]:
+    """Remove the orphaned server services on `network`; their names."""
+    import docker
+
+    recorded = recorded_container_ids(recorded_states(db_url))
+    client = docker.from_env()
+    try:
+        network_id = client.api.inspect_network(network)["Id"]
+        services = client.api.services(filters={"label": SERVER_LABEL})
+        found = orphan_services(services, network_id, recorded)
+        for service in found:
+            client.api.remove_service(service["ID"])
+            log(f"removed {service['Spec']['Name']}: a server service the hub has no record "
+                "of (a start the hub did not live to finish); its files are kept")
+        return [service["Spec"]["Name"] for service in found]
+    finally:
+        client.close()

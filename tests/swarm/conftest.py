@@ -39,7 +39,7 @@ def node_labels(node: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def swarm_node(standins) -> str:
+def swarm_node(standins) -> str:  # noqa: F811 - the fixture imported above
     """The id of this engine's node in a swarm: made here if the engine is in none (and
     left at the end), else the existing one, whose labels are put back as they were."""
     state = run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"]).stdout.strip()
@@ -68,8 +68,8 @@ def swarm_node(standins) -> str:
 class SwarmStack(Stack):
     """A fresh copy of the repository deployed to Swarm with `./hub up`."""
 
-    def __init__(self, standins: dict[str, str]):
-        super().__init__(standins)
+    def __init__(self, images: dict[str, str]):
+        super().__init__(images)
         self.homes = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-homes-"))
         # The notebook user makes their directory there (the docs' NAS setup).
         os.chown(self.homes, 1000, 100)
@@ -139,7 +139,7 @@ class SwarmStack(Stack):
 
 
 @pytest.fixture(scope="module")
-def swarm_stack(standins, swarm_node):
+def swarm_stack(standins, swarm_node):  # noqa: F811 - the fixture imported above
     with managed(SwarmStack(standins)) as stack:
         yield stack
 

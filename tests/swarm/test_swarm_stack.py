@@ -52,7 +52,8 @@ def service_spec(name: str) -> dict:
 
 def running_task_container(service: str) -> str:
     """The container of the service's running task (on this node: a single-node swarm)."""
-    found = run(["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"])
+    found = run(["docker", "ps", "-q", "--filter",
+                 f"label=com.docker.swarm.service.name={service}"])
     ids = found.stdout.split()
     assert len(ids) == 1, f"{service} has {len(ids)} running containers here"
     return ids[0]

@@ -78,8 +78,9 @@ def compose_config(tmp_path):
     return resolve
 
 
-def test_compose_file_holds_no_secrets():
-    text = (REPO / "compose/docker-compose.yml").read_text()
+@pytest.mark.parametrize("file", ["docker-compose.yml", "traefik.yml", "swarm.yml"])
+def test_compose_files_hold_no_secrets(file):
+    text = (REPO / "compose" / file).read_text()
     for line in text.splitlines():
         if "PASSWORD" in line or "TOKEN" in line or "API_KEY" in line:
             value = line.split(":", 1)[1].strip() if ":" in line else ""
@@ -234,3 +235,32 @@ def test_traefik_entrypoint_can_be_chosen(compose_config):
     )
 
     assert config["services"]["proxy"]["labels"][f"{ROUTER}.entrypoints"] == "https"
+
+
+def test_swarm_stack_shape(compose_config):
+    """compose/swarm.yml as `docker stack deploy` reads it (Compose parses the same file)."""
+    services = compose_config("swarm.yml")["services"]
+    assert set(services) == {"proxy", "hub", "db"}
+    assert all("build" not in service for service in services.values())
+    assert services["proxy"]["image"] == BY_NAME["CHP_IMAGE"].default
+    assert services["db"]["image"] == BY_NAME["POSTGRES_IMAGE"].default
+    assert services["hub"]["image"] == BY_NAME["HUB_IMAGE"].default
+    # Names are task addresses; the hub on a manager, all three beside their volumes.
+    assert {name: s["deploy"]["endpoint_mode"] for name, s in services.items()} == dict.fromkeys(
+        services, "dnsrr")
+    state = "node.labels.personal-hub.state == true"
+    assert services["hub"]["deploy"]["placement"]["constraints"] == [
+        "node.role == manager", state]
+    assert services["db"]["deploy"]["placement"]["constraints"] == [state]
+    assert services["proxy"]["deploy"]["placement"]["constraints"] == [state]
+    # Only the proxy's public port; the proxy API and the database are never published.
+    assert [(p["target"], p["published"], p["mode"]) for p in services["proxy"]["ports"]] == [
+        (8000, "8000", "host")]
+    assert "ports" not in services["hub"] and "ports" not in services["db"]
+    hub = services["hub"]["environment"]
+    assert (hub["HUB_SPAWNER"], hub["POSTGRES_HOST"]) == ("swarm", "db")
+    networks = compose_config("swarm.yml")["networks"]
+    users = networks["jupyterhub-net"]
+    assert (users["name"], users["external"]) == ("jupyterhub-net", True)
+    assert networks["hub-proxy-net"]["internal"] and networks["db-net"]["internal"]
+    assert set(services["db"]["networks"]) == {"db-net"}

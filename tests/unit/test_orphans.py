@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from personal_hub.orphans import SERVER_LABEL, orphans, recorded_container_ids
+from personal_hub.orphans import (
+    SERVER_LABEL,
+    orphan_services,
+    orphans,
+    recorded_container_ids,
+)
 
 
 def container(name: str, id: str, **labels: str):
@@ -29,3 +34,20 @@ def test_only_unrecorded_server_containers_are_orphans():
         recorded={"aaa"},
     )
     assert [c.name for c in found] == ["jupyter-cat"]
+
+
+def service(name: str, id: str, networks: list[str], **labels: str) -> dict:
+    return {"ID": id, "Spec": {"Name": name, "Labels": labels,
+                               "TaskTemplate": {"Networks": [{"Target": n} for n in networks]}}}
+
+
+def test_only_unrecorded_server_services_on_the_users_network_are_orphans():
+    server = {SERVER_LABEL: "ann"}
+    found = orphan_services(
+        [service("jupyter-ann", "aaa", ["users"], **server),
+         service("jupyter-cat", "ccc", ["users"], **server),
+         service("jupyter-dan", "ddd", ["another-hubs-users"], **server),
+         service("personal-hub_hub", "hhh", ["users", "db"]),
+         service("team-postgres", "ttt", ["users"])],
+        "users", recorded={"aaa"})
+    assert [s["Spec"]["Name"] for s in found] == ["jupyter-cat"]
