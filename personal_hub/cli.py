@@ -458,7 +458,6 @@ def cmd_stack_down(args: argparse.Namespace) -> int:
 def cmd_stack_rotate(args: argparse.Namespace) -> int:
     require_env_file(args, "rotate")
     commands = stack_commands(args)
-    commands.require_compose("rotate")
     commands.require_running()
     if cmd_rotate_password(args):
         return 1

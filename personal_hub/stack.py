@@ -386,6 +386,35 @@ class StackCommands:
             raise StackError("the stack did not become healthy (above: its tasks and the "
                              f"hub's log; more: docker service logs {hub_service})")
 
+    def swarm_restart_revoking_logins(self) -> None:
+        """`./hub rotate` on Swarm: the hub scaled to none, `personal-hub revoke-logins` in
+        a one-off container of the hub image beside its data (this node) on the
+        database's network, then the stack deployed again, which gives the hub the new
+        stack.env."""
+        project = self.stack.project
+        data = self.data_volume()
+        if self.run(["docker", "volume", "inspect", data], capture=True).returncode != 0:
+            raise StackError(f"the hub's data ({data}) is not on this node: run ./hub rotate "
+                             f"on the node labelled {swarm.STATE_LABEL}=true")
+        self.run(["docker", "service", "scale", "--detach=false", f"{project}_hub=0"],
+                 capture=True)
+        # The hub's environment as the stack file gives it: stack.env, then the wiring.
+        hub_env = {**self.stack.file_values, **swarm.HUB_WIRING,
+                   "HUB_DOCKER_NETWORK": self.stack.value("HUB_DOCKER_NETWORK")}
+        command = ["docker", "run", "--rm", "--network", f"{project}_db-net",
+                   "--volume", f"{data}:/srv/jupyterhub",
+                   "--volume", "/var/run/docker.sock:/var/run/docker.sock"]
+        for name in hub_env:
+            command += ["--env", name]  # the value from this process's environment
+        command += [self.stack.image("hub"), "personal-hub", "revoke-logins"]
+        revoked = self._runner(command, env={**self.stack.environ, **hub_env}, text=True,
+                               capture_output=False, check=False)
+        if revoked.returncode != 0:
+            raise StackError("revoking the logins failed (output above); the hub is stopped: "
+                             "run ./hub up to start it again")
+        self.swarm_up()
+        say("done: everyone logs in again with the new password above")
+
     def swarm_healthy(self, poll_seconds: float = 2) -> bool:
         """Whether every service of the stack runs its task (healthy: Swarm counts a task
         with a health check only once it passes) within HUB_WAIT_TIMEOUT."""
@@ -428,14 +457,21 @@ class StackCommands:
             time.sleep(1)
 
     def require_running(self) -> None:
-        running = self.compose("ps", "--status", "running", "--services", capture=True,
-                               check=False)
-        if "hub" not in (running.stdout or "").split():
+        if self.stack.swarm:
+            running = f"{self.stack.project}_hub" in self.stack_services()
+        else:
+            listed = self.compose("ps", "--status", "running", "--services", capture=True,
+                                  check=False)
+            running = "hub" in (listed.stdout or "").split()
+        if not running:
             raise StackError("the stack is not running here (start it with ./hub up)")
 
     def restart_revoking_logins(self) -> None:
         """After a new password: stop the hub, revoke every login and token, start again."""
         say("stopping the hub (user servers are stopped by the next step; files are kept)")
+        if self.stack.swarm:
+            self.swarm_restart_revoking_logins()
+            return
         self.compose("stop", "hub")
         self.compose("run", "--rm", "--no-deps", "hub", "personal-hub", "revoke-logins")
         self.compose("up", "-d", "--wait", "--wait-timeout", self.wait_timeout())

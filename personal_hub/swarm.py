@@ -12,6 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+# What compose/swarm.yml's hub service sets over stack.env (besides HUB_DOCKER_NETWORK),
+# for a one-off container of the hub image that must see what the hub sees.
+HUB_WIRING = {
+    "HUB_SPAWNER": "swarm",
+    "HUB_DATA_DIR": "/srv/jupyterhub",
+    "POSTGRES_HOST": "db",
+    "POSTGRES_PORT": "5432",
+}
 # The node label that pins the hub, its proxy and its database (and their volumes).
 STATE_LABEL = "personal-hub.state"
 STACK_FILE = "compose/swarm.yml"

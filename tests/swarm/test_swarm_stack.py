@@ -224,6 +224,25 @@ def test_user_servers_reach_the_hub_but_nothing_outside_their_network(swarm_stac
     assert host != "open", f"a user server reached {gateway}:{swarm_stack.port}"
 
 
+def test_rotate_on_swarm_logs_everyone_out_and_keeps_the_files(swarm_stack, alice, password):
+    name, old_session = alice
+    url = swarm_stack.url
+    result = run(["sh", "./hub", "rotate"], cwd=swarm_stack.repo, env=swarm_stack.environ(),
+                 timeout=600)
+    new_password = swarm_stack.env_file()["JUPYTER_PASSWORD"]
+    assert new_password != password
+    assert result.stdout.count(new_password) == 1 and new_password not in result.stderr
+    # The old login and the old password are refused; the server was stopped.
+    home = old_session.get(f"{url}/hub/home", timeout=10, allow_redirects=False)
+    assert home.status_code == 302 and "/hub/login" in home.headers["Location"]
+    assert login(url, name, password)[1].status_code == 403
+    assert f"jupyter-{name}" not in swarm_stack.services()
+    session, response = login(url, name, new_password)
+    assert response.status_code == 302, login_error(response)
+    open_server(session, url, name)
+    assert read_file(session, url, name, "notes.txt") == "kept on the shared storage"
+
+
 def test_down_removes_the_stack_and_keeps_the_files(swarm_stack, alice):
     name, _ = alice
     result = run(["sh", "./hub", "down"], cwd=swarm_stack.repo, env=swarm_stack.environ(),

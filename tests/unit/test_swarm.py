@@ -438,7 +438,36 @@ def test_user_services_are_those_on_the_users_network():
     assert swarm_user_services(listing, "net1") == ["jupyter-ann", "jupyter-bob"]
 
 
-@pytest.mark.parametrize("action", ["rotate", "backup", "upgrade", "restore", "compose"])
+def test_rotate_on_swarm_revokes_beside_the_hubs_data_then_deploys(tmp_path):
+    answers = {**MANAGER, ("docker", "service", "ls"): "personal-hub_hub 1/1\n",
+               ("docker", "network", "inspect"): '[{"Name": "jupyterhub-net", "Driver": '
+               '"overlay", "Scope": "swarm", "Internal": true}]'}
+    commands, recorder = swarm_commands(tmp_path, answers, HUB_EGRESS="none",
+                                        JUPYTER_PASSWORD="the-new-shared-password")
+    commands.require_running()
+    commands.restart_revoking_logins()
+    ran = [" ".join(c) for c in recorder.commands]
+    scale = ran.index("docker service scale --detach=false personal-hub_hub=0")
+    [revoke] = [i for i, c in enumerate(recorder.commands) if c[-1] == "revoke-logins"]
+    deploy = ran.index("docker stack deploy --resolve-image never --compose-file "
+                       "compose/swarm.yml personal-hub")
+    assert scale < revoke < deploy
+    command = recorder.commands[revoke]
+    assert command[:5] == ["docker", "run", "--rm", "--network", "personal-hub_db-net"]
+    assert "personal-hub_jupyterhub_data:/srv/jupyterhub" in command
+    # Values travel in the environment, never on the command line.
+    assert "JUPYTER_PASSWORD" in command and not any("the-new" in part for part in command)
+
+
+def test_rotate_elsewhere_than_the_hubs_node_says_where(tmp_path):
+    answers = {("docker", "volume", "inspect"): 1}
+    commands, recorder = swarm_commands(tmp_path, answers)
+    with pytest.raises(StackError, match="personal-hub.state=true"):
+        commands.restart_revoking_logins()
+    assert not [c for c in recorder.commands if c[:3] == ["docker", "service", "scale"]]
+
+
+@pytest.mark.parametrize("action", ["backup", "upgrade", "restore", "compose"])
 def test_compose_only_actions_say_so_on_swarm(tmp_path, action):
     commands, recorder = swarm_commands(tmp_path, {})
     with pytest.raises(StackError, match="docs/operating.md"):
