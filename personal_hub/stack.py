@@ -107,6 +107,13 @@ class ComposeStack:
             files.append(TRAEFIK_FILE)
         return files
 
+    def stack_files(self) -> list[str]:
+        """The files of `docker stack deploy` (HUB_SPAWNER=swarm)."""
+        files = [swarm.STACK_FILE]
+        if self.value("JUPYTER_DOMAIN"):
+            files.append(swarm.TRAEFIK_STACK_FILE)
+        return files
+
     def compose_args(self) -> list[str]:
         """Arguments of `docker compose` for this stack, before its command."""
         args = ["--env-file", self.env_file]
@@ -365,11 +372,12 @@ class StackCommands:
             self.build("singleuser")
         self.label_state_node()
         self.ensure_users_network()
-        say(f"deploying the stack {self.stack.project} (docker stack deploy -c "
-            f"{swarm.STACK_FILE})")
+        files = [arg for file in self.stack.stack_files() for arg in ("--compose-file", file)]
+        say(f"deploying the stack {self.stack.project} (docker stack deploy "
+            f"{' '.join(files)})")
         deployed = self._runner(
-            ["docker", "stack", "deploy", "--resolve-image", "never", "--compose-file",
-             swarm.STACK_FILE, self.stack.project],
+            ["docker", "stack", "deploy", "--resolve-image", "never", *files,
+             self.stack.project],
             env=self.stack.interpolation_environ(), text=True, capture_output=False,
             check=False)
         if deployed.returncode != 0:

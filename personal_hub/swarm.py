@@ -23,6 +23,8 @@ HUB_WIRING = {
 # The node label that pins the hub, its proxy and its database (and their volumes).
 STATE_LABEL = "personal-hub.state"
 STACK_FILE = "compose/swarm.yml"
+# Added when JUPYTER_DOMAIN is set: Traefik's Swarm provider routes that domain to the proxy.
+TRAEFIK_STACK_FILE = "compose/swarm-traefik.yml"
 
 
 def users_network_internal(egress: str) -> bool:

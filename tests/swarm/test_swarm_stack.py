@@ -17,7 +17,7 @@ import requests
 
 from tests.docker.conftest import docker_json, run
 from tests.docker.test_stack import api, open_server, read_file, write_file
-from tests.helpers import login, login_error, wait_for, xsrf_from
+from tests.helpers import free_port, login, login_error, wait_for, xsrf_from
 from tests.swarm.conftest import node_label
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
@@ -202,6 +202,34 @@ def test_servers_are_placed_by_constraints(swarm_stack, swarm_node, password):
         assert node == [hostname]
         assert api(session, "DELETE",
                    f"{swarm_stack.url}/hub/api/users/{name}/server").status_code in (202, 204)
+
+
+def test_traefiks_swarm_provider_routes_the_domain_to_the_hub(swarm_stack, alice, standins):
+    network, port = f"{swarm_stack.prefix}-traefik", free_port()
+    run(["docker", "network", "create", "--driver", "overlay", "--attachable", network])
+    run(["docker", "run", "-d", "--name", f"{swarm_stack.prefix}-traefik", "--network", network,
+         "-p", f"127.0.0.1:{port}:80", "-v", "/var/run/docker.sock:/var/run/docker.sock:ro",
+         standins["TRAEFIK_IMAGE"], "--providers.swarm=true",
+         "--providers.swarm.exposedbydefault=false", "--entrypoints.web.address=:80"])
+    domain = f"hub.{swarm_stack.prefix}.test"
+    swarm_stack.set_env(JUPYTER_DOMAIN=domain, TRAEFIK_NETWORK=network, TRAEFIK_ENTRYPOINT="web")
+    swarm_stack.hub_up()
+
+    def login_page_through_traefik():
+        page = requests.get(f"http://127.0.0.1:{port}/hub/login", headers={"Host": domain},
+                            timeout=5)
+        return page.status_code == 200 and 'name="password"' in page.text
+
+    try:
+        wait_for(login_page_through_traefik, timeout=90, what="Traefik to route the domain")
+        other = requests.get(f"http://127.0.0.1:{port}/hub/login",
+                             headers={"Host": "other.test"}, timeout=5)
+        assert other.status_code == 404
+    finally:
+        # Back to plain http on 127.0.0.1 (with JUPYTER_DOMAIN, new cookies are Secure).
+        swarm_stack.set_env(JUPYTER_DOMAIN="")
+        swarm_stack.hub_up()
+    assert "traefik.enable" not in service_spec(swarm_stack.service("proxy"))["Labels"]
 
 
 def test_user_servers_reach_the_hub_but_nothing_outside_their_network(swarm_stack, alice):

@@ -266,3 +266,15 @@ def test_swarm_stack_shape(compose_config):
     assert (users["name"], users["external"]) == ("jupyterhub-net", True)
     assert networks["hub-proxy-net"]["internal"] and networks["db-net"]["internal"]
     assert set(services["db"]["networks"]) == {"db-net"}
+
+
+def test_swarm_traefik_mode(compose_config):
+    config = compose_config("swarm.yml", "swarm-traefik.yml", JUPYTER_DOMAIN="hub.example.org")
+    proxy, hub = config["services"]["proxy"], config["services"]["hub"]
+    assert set(proxy["networks"]) == {"jupyterhub-net", "hub-proxy-net", "traefik"}
+    assert proxy["networks"]["jupyterhub-net"]["aliases"] == ["proxy-public"]
+    labels = proxy["deploy"]["labels"]
+    assert labels["traefik.http.routers.personal-hub.rule"] == "Host(`hub.example.org`)"
+    assert labels["traefik.swarm.network"] == "traefik_default"
+    assert hub["deploy"]["labels"] == {"traefik.enable": "false"}
+    assert config["networks"]["traefik"]["external"] is True

@@ -396,6 +396,17 @@ def test_up_on_swarm_labels_makes_the_network_and_deploys(tmp_path):
                for c in recorder.commands)
 
 
+def test_a_domain_deploys_with_traefiks_labels(tmp_path):
+    answers = {**MANAGER, ("docker", "network", "inspect"): 1,
+               ("docker", "service", "ls"): "personal-hub_hub 1/1\n"}
+    commands, recorder = swarm_commands(tmp_path, answers, HUB_EGRESS="none",
+                                        JUPYTER_DOMAIN="hub.example.org")
+    commands.up()
+    [deploy] = [c for c in recorder.commands if c[:3] == ["docker", "stack", "deploy"]]
+    assert deploy[5:10] == ["--compose-file", "compose/swarm.yml", "--compose-file",
+                           "compose/swarm-traefik.yml", "personal-hub"]
+
+
 def test_deploy_interpolates_stack_env_under_the_shell():
     stack = ComposeStack("stack.env", {"POSTGRES_PASSWORD": "file", "HUB_PUBLISH_PORT": "8000"},
                          {"HUB_PUBLISH_PORT": "9000", "EMPTY": ""})
