@@ -374,21 +374,17 @@ class StackCommands:
         self.ensure_users_network()
         files = [arg for file in self.stack.stack_files() for arg in ("--compose-file", file)]
         say(f"deploying the stack {self.stack.project} (docker stack deploy "
-            f"{' '.join(files)})")
-        deployed = self._runner(
-            ["docker", "stack", "deploy", "--resolve-image", "never", *files,
-             self.stack.project],
-            env=self.stack.interpolation_environ(), text=True, capture_output=False,
-            check=False)
-        if deployed.returncode != 0:
-            raise StackError(f"docker stack deploy failed (exit {deployed.returncode})")
+            f"{' '.join(files)}) and waiting until its services run")
         hub_service = f"{self.stack.project}_hub"
-        if before and before != self.image_id(hub_image):
+        converged = self.converged(
+            ["docker", "stack", "deploy", "--detach=false", "--resolve-image", "never", *files,
+             self.stack.project], env=self.stack.interpolation_environ())
+        if converged and before and before != self.image_id(hub_image):
             # Same tag, new image: the service's spec did not change, so tell it.
             say("the hub image changed: restarting the hub with it")
-            self.run(["docker", "service", "update", "--detach", "--force", hub_service],
-                     capture=True)
-        if not self.swarm_healthy():
+            converged = self.converged(["docker", "service", "update", "--detach=false",
+                                        "--force", hub_service])
+        if not (converged and self.swarm_healthy()):
             self.run(["docker", "stack", "ps", "--no-trunc", self.stack.project])
             self.run(["docker", "service", "logs", "--tail", "50", hub_service])
             raise StackError("the stack did not become healthy (above: its tasks and the "
@@ -423,6 +419,22 @@ class StackCommands:
         self.swarm_up()
         say("done: everyone logs in again with the new password above")
 
+    def converged(self, command: list[str], env: Mapping[str, str] | None = None) -> bool:
+        """Run a docker command that waits until the services it changed run (their tasks
+        healthy and stable), within HUB_WAIT_TIMEOUT; its output only if it fails."""
+        try:
+            result = self._runner(command, env=dict(env or self.stack.environ), text=True,
+                                  capture_output=True, check=False,
+                                  timeout=int(self.wait_timeout()))
+        except subprocess.TimeoutExpired:
+            say(f"{' '.join(command[:3])} did not converge within "
+                f"{self.wait_timeout()} s (HUB_WAIT_TIMEOUT)")
+            return False
+        if result.returncode != 0:
+            print((result.stdout or "")[-3000:] + (result.stderr or "")[-3000:],
+                  file=sys.stderr)
+        return result.returncode == 0
+
     def swarm_healthy(self, poll_seconds: float = 2) -> bool:
         """Whether every service of the stack runs its task (healthy: Swarm counts a task
         with a health check only once it passes) within HUB_WAIT_TIMEOUT."""
@@ -453,11 +465,12 @@ class StackCommands:
             self.remove_network_when_free(network["Name"])
 
     def remove_network_when_free(self, name: str, timeout: float = 120) -> None:
-        """`docker stack rm` returns before the tasks are gone; the network goes after."""
+        """`docker stack rm` returns before the tasks are gone; the network goes after (and
+        Swarm removes it in the background: gone once inspect no longer finds it)."""
         deadline = time.monotonic() + timeout
         while True:
             removed = self.run(["docker", "network", "rm", name], capture=True)
-            if removed.returncode == 0 or "not found" in (removed.stderr or ""):
+            if self.run(["docker", "network", "inspect", name], capture=True).returncode != 0:
                 return
             if time.monotonic() >= deadline:
                 raise StackError(f"could not remove the users' network {name}: "

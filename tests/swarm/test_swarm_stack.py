@@ -278,7 +278,7 @@ def test_down_removes_the_stack_and_keeps_the_files(swarm_stack, alice):
     assert "removing user servers" in result.stderr
     wait_for(lambda: not swarm_stack.services(), timeout=120, what="every service to go")
     assert run(["docker", "network", "inspect", swarm_stack.network],
-               check=False).returncode != 0
+               check=False).returncode != 0, "./hub down returned before the network went"
     volumes = run(["docker", "volume", "ls", "--format", "{{.Name}}"]).stdout.split()
     assert {f"{swarm_stack.prefix}_jupyterhub_db", f"{swarm_stack.prefix}_jupyterhub_data"} <= \
         set(volumes)

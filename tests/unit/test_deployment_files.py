@@ -271,7 +271,7 @@ def test_swarm_stack_shape(compose_config):
 def test_swarm_traefik_mode(compose_config):
     config = compose_config("swarm.yml", "swarm-traefik.yml", JUPYTER_DOMAIN="hub.example.org")
     proxy, hub = config["services"]["proxy"], config["services"]["hub"]
-    assert set(proxy["networks"]) == {"jupyterhub-net", "hub-proxy-net", "traefik"}
+    assert set(proxy["networks"]) == {"jupyterhub-net", "hub-proxy-net", "edge-net", "traefik"}
     assert proxy["networks"]["jupyterhub-net"]["aliases"] == ["proxy-public"]
     labels = proxy["deploy"]["labels"]
     assert labels["traefik.http.routers.personal-hub.rule"] == "Host(`hub.example.org`)"

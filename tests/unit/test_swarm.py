@@ -349,6 +349,16 @@ def test_the_swarm_spawner_is_an_entry_point():
 # ---------------------------------------------------------------- ./hub up and down
 
 
+class Sequence:
+    """Answers that change: one per call, the last one repeated."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+
+    def next(self):
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
 class Recorder:
     """subprocess.run for StackCommands: records each command, answers from `answers`
     (the first key that the command starts with)."""
@@ -361,6 +371,8 @@ class Recorder:
         self.commands.append(command)
         for prefix, answer in self.answers.items():
             if tuple(command[:len(prefix)]) == prefix:
+                if isinstance(answer, Sequence):
+                    answer = answer.next()
                 code, out = (answer, "") if isinstance(answer, int) else (0, answer)
                 return subprocess.CompletedProcess(command, code, out, "")
         return subprocess.CompletedProcess(command, 0, "", "")
@@ -390,8 +402,8 @@ def test_up_on_swarm_labels_makes_the_network_and_deploys(tmp_path):
     assert ("docker network create --driver overlay --attachable --internal "
             "jupyterhub-net") in ran
     deploy = [c for c in recorder.commands if c[:3] == ["docker", "stack", "deploy"]]
-    assert deploy == [["docker", "stack", "deploy", "--resolve-image", "never",
-                       "--compose-file", "compose/swarm.yml", "personal-hub"]]
+    assert deploy == [["docker", "stack", "deploy", "--detach=false", "--resolve-image",
+                       "never", "--compose-file", "compose/swarm.yml", "personal-hub"]]
     assert any(c[:2] == ["docker", "build"] and "docker/hub.Dockerfile" in c
                for c in recorder.commands)
 
@@ -403,7 +415,7 @@ def test_a_domain_deploys_with_traefiks_labels(tmp_path):
                                         JUPYTER_DOMAIN="hub.example.org")
     commands.up()
     [deploy] = [c for c in recorder.commands if c[:3] == ["docker", "stack", "deploy"]]
-    assert deploy[5:10] == ["--compose-file", "compose/swarm.yml", "--compose-file",
+    assert deploy[6:11] == ["--compose-file", "compose/swarm.yml", "--compose-file",
                            "compose/swarm-traefik.yml", "personal-hub"]
 
 
@@ -433,7 +445,7 @@ def test_up_refuses_a_users_network_that_egress_does_not_allow(tmp_path):
 
 def test_down_removes_this_hubs_servers_the_stack_and_the_network(tmp_path):
     network = '[{"Name": "jupyterhub-net", "Id": "net1"}]'
-    answers = {("docker", "network", "inspect"): network,
+    answers = {("docker", "network", "inspect", "jupyterhub-net"): Sequence(network, 1),
                ("docker", "service", "ls"): "s1\ns2\ns3\n",
                ("docker", "service", "inspect"): "jupyter-ann net1\njupyter-other net9\n"}
     commands, recorder = swarm_commands(tmp_path, answers)
@@ -441,7 +453,8 @@ def test_down_removes_this_hubs_servers_the_stack_and_the_network(tmp_path):
     ran = [" ".join(c) for c in recorder.commands]
     assert "docker service rm jupyter-ann" in ran
     assert "docker stack rm personal-hub" in ran
-    assert ran[-1] == "docker network rm jupyterhub-net"
+    assert ran[-2:] == ["docker network rm jupyterhub-net",
+                        "docker network inspect jupyterhub-net"]
 
 
 def test_user_services_are_those_on_the_users_network():
@@ -460,8 +473,8 @@ def test_rotate_on_swarm_revokes_beside_the_hubs_data_then_deploys(tmp_path):
     ran = [" ".join(c) for c in recorder.commands]
     scale = ran.index("docker service scale --detach=false personal-hub_hub=0")
     [revoke] = [i for i, c in enumerate(recorder.commands) if c[-1] == "revoke-logins"]
-    deploy = ran.index("docker stack deploy --resolve-image never --compose-file "
-                       "compose/swarm.yml personal-hub")
+    deploy = ran.index("docker stack deploy --detach=false --resolve-image never "
+                       "--compose-file compose/swarm.yml personal-hub")
     assert scale < revoke < deploy
     command = recorder.commands[revoke]
     assert command[:5] == ["docker", "run", "--rm", "--network", "personal-hub_db-net"]
