@@ -21,12 +21,16 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # check the "iri" string format, which no Jupyter schema uses, and building its ~35
 # parsers takes 1-2 s of each start on two cores (jsonschema issue 1428);
 # without it, jsonschema skips that one format.
+# Everything else the batteries bring in is pinned too (singleuser-constraints.txt), so
+# pip resolves at once instead of searching the index's newest releases.
 COPY --chown=${NB_UID}:${NB_GID} docker/singleuser-requirements.txt ${CONDA_DIR}/share/personal-hub/requirements.txt
+COPY --chown=${NB_UID}:${NB_GID} docker/singleuser-constraints.txt ${CONDA_DIR}/share/personal-hub/constraints.txt
 RUN pip list --format=freeze \
       | { grep -i -E '^(numpy|pandas|scipy|scikit[-_]learn|matplotlib|seaborn|statsmodels|sqlalchemy|ipywidgets|numba|pyarrow)==' || true; } \
       > /tmp/base-stack.txt \
  && pip install --no-cache-dir --disable-pip-version-check \
       --constraint /tmp/base-stack.txt \
+      --constraint "${CONDA_DIR}/share/personal-hub/constraints.txt" \
       --requirement "${CONDA_DIR}/share/personal-hub/requirements.txt" \
  && pip uninstall --yes --disable-pip-version-check rfc3987-syntax \
  && pip check \

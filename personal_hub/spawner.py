@@ -521,6 +521,16 @@ def task_problem(status: dict) -> str | None:
     return None
 
 
+def task_address(task: dict, network: str) -> str | None:
+    """A Swarm task's IP address on `network` (its name or id), from `docker inspect`."""
+    for attachment in task.get("NetworksAttachments") or ():
+        found = attachment.get("Network") or {}
+        if network in (found.get("ID"), (found.get("Spec") or {}).get("Name")):
+            addresses = attachment.get("Addresses") or ()
+            return addresses[0].split("/")[0] if addresses else None
+    return None
+
+
 class PersonalSwarmSpawner(PersonalDockerSpawner, SwarmSpawner):
     """One Docker Swarm service per user, with the Docker spawner's policy methods (image,
     limits, GPUs, capabilities, volumes, environment, profiles), placed by the swarm on
@@ -554,9 +564,11 @@ class PersonalSwarmSpawner(PersonalDockerSpawner, SwarmSpawner):
         return {}
 
     def user_restart_policy(self) -> RestartPolicy:
-        """A server that crashed comes back (files are in the volume); one that was shut
-        down from JupyterLab stays stopped, as with the Docker spawner."""
-        return RestartPolicy(condition="on-failure", delay=1_000_000_000, max_attempts=3)
+        """A server that ended (crashed, or shut down from JupyterLab) stays stopped, as
+        with the Docker spawner: the hub sees it at its next poll, and the next visit
+        starts a new one. A task restarted by Swarm would have a new address that the
+        proxy's route does not know."""
+        return RestartPolicy(condition="none")
 
     def apply_user_policy(self) -> None:
         self.image = self.user_image()
@@ -636,6 +648,17 @@ class PersonalSwarmSpawner(PersonalDockerSpawner, SwarmSpawner):
         while not await self.docker("tasks", filters={"service": self.service_name}):
             await asyncio.sleep(0.25)
         return service
+
+    async def get_ip_and_port(self):
+        """The running task's own address on the users' network: the proxy and the hub
+        reach the server there, as they reach a Docker container by its IP. (The
+        service's name can still resolve to the task of a removed service of the same
+        name for a minute or more: seen with Docker Engine 20.10.)"""
+        task = await self.get_task()
+        address = task_address(task or {}, self.network_name)
+        if address is None:
+            raise RuntimeError(f"The server's task has no address on {self.network_name}.")
+        return address, self.port
 
     async def start_object(self):
         """Wait until the server's task runs; one that cannot be placed or started ends

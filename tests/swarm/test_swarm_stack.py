@@ -115,10 +115,14 @@ def test_a_users_server_is_a_swarm_service_with_the_hubs_policy(swarm_stack, ali
     options = home["VolumeOptions"]["DriverConfig"]
     assert options["Name"] == "local"
     assert options["Options"]["device"] == f"{swarm_stack.homes}/{name}"
-    # Inside, the limits hold: the kernel reports the memory and process limits.
+    # Inside, the limits hold: the kernel reports the memory and process limits (cgroup
+    # v2's files, else v1's).
     inside = running_task_container(f"jupyter-{name}")
     limits = run(["docker", "exec", inside, "sh", "-c",
-                  "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"]).stdout.split()
+                  "cat /sys/fs/cgroup/memory.max 2>/dev/null"
+                  " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes;"
+                  " cat /sys/fs/cgroup/pids.max 2>/dev/null"
+                  " || cat /sys/fs/cgroup/pids/pids.max"]).stdout.split()
     assert limits == [str(GIB), "512"]
 
 
@@ -179,6 +183,14 @@ def test_servers_are_placed_by_constraints(swarm_stack, swarm_node, password):
     label = f"{swarm_stack.prefix}-servers"
     swarm_stack.set_env(HUB_SWARM_CONSTRAINTS=f"node.labels.{label}==true")
     swarm_stack.hub_up()
+    try:
+        placed_by_constraints(swarm_stack, swarm_node, password, label)
+    finally:
+        # Servers may run anywhere again from the next deploy on (the next test's).
+        swarm_stack.set_env(HUB_SWARM_CONSTRAINTS="")
+
+
+def placed_by_constraints(swarm_stack, swarm_node, password, label):
     name = f"{swarm_stack.prefix}bob"
     session, response = login(swarm_stack.url, name, password)
     assert response.status_code == 302, login_error(response)

@@ -261,6 +261,7 @@ def test_swarm_stack_shape(compose_config):
     hub = services["hub"]["environment"]
     # What ./hub rotate gives its one-off container of the hub image is the hub's wiring.
     assert {name: hub[name] for name in HUB_WIRING} == HUB_WIRING
+    assert services["hub"]["hostname"] == hub["HUB_CONNECT_HOST"]
     networks = compose_config("swarm.yml")["networks"]
     users = networks["jupyterhub-net"]
     assert (users["name"], users["external"]) == ("jupyterhub-net", True)
@@ -278,3 +279,26 @@ def test_swarm_traefik_mode(compose_config):
     assert labels["traefik.swarm.network"] == "traefik_default"
     assert hub["deploy"]["labels"] == {"traefik.enable": "false"}
     assert config["networks"]["traefik"]["external"] is True
+
+
+def test_singleuser_constraints_pin_the_rest_exactly_once():
+    """docker/singleuser-constraints.txt: exact pins of what the requirements bring in,
+    never a requirement itself nor the base's data stack (kept at the base's versions)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pin", REPO / "docker/pin-singleuser.py")
+    pin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pin)
+    constraints = (REPO / "docker/singleuser-constraints.txt").read_text()
+    lines = [line for line in constraints.splitlines() if line and not line.startswith("#")]
+    assert lines and all(re.fullmatch(r"[a-z0-9-]+==[^\s=]+", line) for line in lines)
+    names = {line.split("==")[0] for line in lines}
+    assert len(names) == len(lines)
+    assert not names & pin.requirement_names((REPO / "docker/singleuser-requirements.txt")
+                                             .read_text())
+    assert not names & pin.BASE_STACK
+    dockerfile = (REPO / "docker/singleuser.Dockerfile").read_text()
+    assert "--constraint \"${CONDA_DIR}/share/personal-hub/constraints.txt\"" in dockerfile
+    report = {"install": [{"metadata": {"name": "Jupyter_Server", "version": "2.0"}},
+                          {"metadata": {"name": "numpy", "version": "2.4"}}]}
+    assert pin.pins(report, pin.BASE_STACK) == ["jupyter-server==2.0"]

@@ -22,6 +22,7 @@ from personal_hub.stack import ComposeStack, StackCommands, StackError, swarm_us
 
 GIB = 1024**3
 NODE_ID = "node0hub"
+TASK_IP = "10.0.18.9"
 NFS = "type=nfs o=addr=nas.lan,rw,nfsvers=4.1 device=:/export/jupyter/{username}"
 SWARM = {"HUB_SPAWNER": "swarm", "HUB_EGRESS": "none", "HUB_HOME_VOLUME_OPTIONS": NFS}
 
@@ -159,7 +160,10 @@ class RecordingSwarmClient:
         return {"ID": "service0id"}
 
     def tasks(self, filters=None):
-        return [{"Status": self.task_status}] if self.services else []
+        attachment = {"Network": {"ID": "net0id", "Spec": {"Name": "jupyterhub-net"}},
+                      "Addresses": [f"{TASK_IP}/24"]}
+        return ([{"Status": self.task_status, "NetworksAttachments": [attachment]}]
+                if self.services else [])
 
     def inspect_volume(self, name):
         if name not in self.volumes:
@@ -214,8 +218,8 @@ def swarm_spawn(environ, monkeypatch):
             oauth_client_id="jupyterhub-user-test", api_token="api-token-for-test")
         spawner.server = Server(base_url=f"/user/{username}/")
         await spawner._run_apply_user_options(user_options or {})
-        escaped = PersonalDockerSpawner._escape(username)
-        assert await spawner.start() == (f"jupyter-{escaped}", 8888)
+        # The proxy and the hub reach the task by its address (not the service's name).
+        assert await spawner.start() == (TASK_IP, 8888)
         return client
 
     return start
@@ -236,7 +240,7 @@ async def test_a_start_creates_one_service_with_the_hubs_policy(swarm_spawn):
                                            "Pids": 1024}
     assert task["Placement"]["Constraints"] == ["node.labels.x == y"]
     assert task["Networks"] == [{"Target": "jupyterhub-net"}]
-    assert task["RestartPolicy"]["Condition"] == "on-failure"
+    assert task["RestartPolicy"]["Condition"] == "none"
     assert created["endpoint_spec"]["Mode"] == "dnsrr"
     env = dict(line.split("=", 1) for line in container["Env"])
     assert env["JUPYTERHUB_USER"] == "bob.smith"
