@@ -70,7 +70,6 @@ class SwarmStack(Stack):
 
     def __init__(self, images: dict[str, str]):
         super().__init__(images)
-        self.singleuser_image = images["SINGLEUSER_BASE_IMAGE"]  # TEMP
         self.homes = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-homes-"))
         # The notebook user makes their directory there (the docs' NAS setup).
         os.chown(self.homes, 1000, 100)
