@@ -501,3 +501,16 @@ def test_compose_only_actions_say_so_on_swarm(tmp_path, action):
     with pytest.raises(StackError, match="docs/operating.md"):
         commands.require_compose(action)
     assert recorder.commands == []
+
+
+def test_a_tasks_address_on_the_users_network():
+    from personal_hub.spawner import task_address
+
+    task = {"NetworksAttachments": [
+        {"Network": {"ID": "edge0", "Spec": {"Name": "other"}}, "Addresses": ["10.1.0.5/24"]},
+        {"Network": {"ID": "net0", "Spec": {"Name": "users"}}, "Addresses": ["10.0.18.9/24"]},
+    ]}
+    assert task_address(task, "users") == "10.0.18.9"
+    assert task_address(task, "net0") == "10.0.18.9"
+    assert task_address(task, "elsewhere") is None
+    assert task_address({}, "users") is None
