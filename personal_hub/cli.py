@@ -40,6 +40,7 @@ from .stack import (
     StackCommands,
     StackError,
 )
+from .swarm import STACK_FILE as SWARM_STACK_FILE
 from .variables import BY_NAME, VARIABLES, generate_secret, render_env_file
 
 DEFAULT_ENV_FILE = "stack.env"
@@ -709,12 +710,15 @@ def add_stack_commands(commands) -> None:
         "Create the env file with generated secrets if it is missing, check it, build the "
         "single-user image if it is missing, then start (or update) the stack with `docker "
         "compose up -d --build --wait` (HUB_WAIT_TIMEOUT seconds) and print "
-        "its address. Run it again after editing stack.env.",
+        "its address. With HUB_SPAWNER=swarm: build both images, label this node for the "
+        "hub's state, make the users' overlay network and `docker stack deploy` "
+        f"{SWARM_STACK_FILE}. Run it again after editing stack.env.",
     )
     action(
         "down", cmd_stack_down, "stop user servers and the stack (data is kept)",
-        "Stop the user servers on HUB_DOCKER_NETWORK, then `docker compose down`. Users, "
-        "files and the database are kept (volumes stay).",
+        "Stop the user servers on HUB_DOCKER_NETWORK, then `docker compose down` (on "
+        "Swarm: `docker stack rm` and the users' network). Users, files and the database "
+        "are kept (volumes stay).",
     )
     action(
         "rotate", cmd_stack_rotate,
