@@ -333,7 +333,7 @@ class PersonalDockerSpawner(PersonalSpawner, DockerSpawner):
             raise RuntimeError(
                 f"The home volume {name} already exists but is not on the shared storage "
                 f"HUB_HOME_VOLUME_OPTIONS describes ({mismatch}). Move its files there and "
-                f"remove it (see the docs: Moving homes to shared storage).")
+                f"remove it (see the docs: From Compose to Swarm, and back).")
 
     async def make_home_directory(self, directory: homes.UserDirectory) -> None:
         """The user's directory on the storage, made in a throwaway container (no
@@ -592,10 +592,9 @@ class PersonalSwarmSpawner(PersonalDockerSpawner, SwarmSpawner):
     def mounts(self) -> list[Mount]:
         """Named volumes as volume mounts (the home volume with the storage's driver
         options, created on whichever node runs the server); absolute paths as binds."""
-        home = self.home_volume_name()
-        shared = homes.is_shared(self.home_volume_driver, self.home_volume_driver_options())
-        driver = (DriverConfig(self.home_volume_driver, self.home_volume_driver_options())
-                  if shared else None)
+        home, options = self.home_volume_name(), self.home_volume_driver_options()
+        driver = (DriverConfig(self.home_volume_driver, options)
+                  if homes.is_shared(self.home_volume_driver, options) else None)
         return [
             Mount(target=volume["bind"], source=source,
                   type="bind" if source.startswith("/") else "volume",
